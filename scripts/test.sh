@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# test.sh: set up a fresh Debian 12 machine (as root) and run every test suite of dispatch:
+#   1. pg_regress (sql/, expected/) on a temporary instance that preloads the library;
+#   2. isolation specs (test/isolation): concurrent claims;
+#   3. Perl TAP tests (test/t): the worker, restarts, crashes, 16-client claim storm;
+#   4. pgTAP suites (test/pgtap) through pg_prove on a throwaway cluster.
+# initdb refuses root, so the suites run as the postgres user on a copy of the tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$(pwd)
+
+scripts/setup.sh
+
+work=$(mktemp -d /tmp/dispatch-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp -a "$src/." "$work/"
+chown -R postgres:postgres "$work"
+as_pg() { runuser -u postgres -- "$@"; }
+
+status=0
+echo "== pg_regress, isolation and TAP suites (make installcheck)"
+if ! as_pg make -C "$work" -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config installcheck; then
+  status=1
+  for f in "$work"/regression.diffs "$work"/test/isolation/output_iso/regression.diffs; do
+    [ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
+  done
+  ls "$work"/tmp_check/log 2>/dev/null | head -20 || true
+fi
+
+echo "== pgTAP suites (pg_prove)"
+if ! "$work/scripts/run-pgtap.sh" "$work"; then status=1; fi
+
+if [ $status -ne 0 ]; then echo "== FAILED"; else echo "== all suites passed"; fi
+exit $status

@@ -1,0 +1,192 @@
+-- 10_tables: the tables of DESIGN.md §1 that the claim path reads and writes, with the
+-- indexes it descends. The derived task columns (sig, skey, lst, urgent_at, cost) are set by
+-- the C row trigger in 30_triggers.sql; doc/design.md §4 says what each one means.
+
+CREATE TABLE dispatch.tenants (
+  tenant          text PRIMARY KEY
+                  CONSTRAINT tenants_tenant_check CHECK (tenant <> '' AND length(tenant) <= 200),
+  weight          real NOT NULL DEFAULT 1
+                  CONSTRAINT tenants_weight_check CHECK (weight > 0 AND weight <= 1000000),
+  max_running     int CONSTRAINT tenants_max_running_check CHECK (max_running >= 0),
+  max_queued      int CONSTRAINT tenants_max_queued_check CHECK (max_queued >= 0),
+  max_schedules   int CONSTRAINT tenants_max_schedules_check CHECK (max_schedules >= 0),
+  max_schedules_per_record int
+                  CONSTRAINT tenants_max_schedules_per_record_check CHECK (max_schedules_per_record >= 0),
+  credit_balance  numeric NOT NULL DEFAULT 0,
+  vstart          double precision NOT NULL DEFAULT 0,
+  created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE dispatch.tenants IS
+  'One row per tenant: fair-share weight, limits and credit. A tenant named by a task or schedule is created with the defaults.';
+COMMENT ON COLUMN dispatch.tenants.weight IS 'Fair-share weight: a tenant of weight 2 gets twice the service of a tenant of weight 1 while both are backlogged.';
+COMMENT ON COLUMN dispatch.tenants.max_running IS 'At most this many of the tenant''s tasks are claimed at once; NULL means no limit.';
+COMMENT ON COLUMN dispatch.tenants.max_queued IS 'submit() refuses new work while the tenant has this many tasks waiting (ready or scheduled); NULL means no limit.';
+COMMENT ON COLUMN dispatch.tenants.max_schedules IS 'At most this many active schedules; NULL means no limit.';
+COMMENT ON COLUMN dispatch.tenants.max_schedules_per_record IS 'At most this many active schedules with the same record_ref; NULL means no limit.';
+COMMENT ON COLUMN dispatch.tenants.credit_balance IS 'Credit available to pre-authorise schedules: a schedule whose projected 7-day cost exceeds it is refused.';
+COMMENT ON COLUMN dispatch.tenants.vstart IS 'Fair-share virtual start, in seconds of weighted service; written back by the worker, read at start-up.';
+
+CREATE TABLE dispatch.policies (
+  version     int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  weights     jsonb NOT NULL,
+  note        text,
+  active      boolean NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  created_by  name NOT NULL DEFAULT CURRENT_USER
+);
+CREATE UNIQUE INDEX policies_one_active ON dispatch.policies (active) WHERE active;
+COMMENT ON TABLE dispatch.policies IS
+  'Versioned scoring weights and hard rules; exactly one version is active. Every decision records the version that made it. Change with dispatch.set_policy().';
+
+CREATE TABLE dispatch.signatures (
+  sig_id      int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  requires    text[] NOT NULL,
+  sensitivity int NOT NULL,
+  region      text,
+  created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  CONSTRAINT signatures_key UNIQUE NULLS NOT DISTINCT (requires, sensitivity, region)
+);
+COMMENT ON TABLE dispatch.signatures IS
+  'Interned capability signatures: each distinct (sorted requires, sensitivity, region) of a task. The ready index is keyed by signature, so an agent only descends queues it can serve.';
+
+CREATE TABLE dispatch.agents (
+  agent_id      text PRIMARY KEY
+                CONSTRAINT agents_agent_id_check CHECK (agent_id <> '' AND length(agent_id) <= 200),
+  capabilities  text[] NOT NULL DEFAULT '{}',
+  capacity      int NOT NULL DEFAULT 1 CONSTRAINT agents_capacity_check CHECK (capacity >= 0),
+  running       int NOT NULL DEFAULT 0 CONSTRAINT agents_running_check CHECK (running >= 0),
+  status        text NOT NULL DEFAULT 'idle'
+                CONSTRAINT agents_status_check
+                CHECK (status IN ('idle', 'busy', 'draining', 'lost', 'offline')),
+  traits        real[],
+  clearance     int NOT NULL DEFAULT 0 CONSTRAINT agents_clearance_check CHECK (clearance >= 0),
+  region        text,
+  speed         real NOT NULL DEFAULT 1 CONSTRAINT agents_speed_check CHECK (speed > 0),
+  owner_role    name NOT NULL DEFAULT CURRENT_USER,
+  last_seen     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  idle_since    timestamptz DEFAULT pg_catalog.now(),
+  registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  attrs         jsonb NOT NULL DEFAULT '{}',
+  CONSTRAINT agents_capabilities_nonull CHECK (pg_catalog.array_position(capabilities, NULL) IS NULL)
+);
+COMMENT ON TABLE dispatch.agents IS
+  'One row per agent: what it can do (capabilities, clearance, region), how much at once (capacity), who may act as it (owner_role).';
+COMMENT ON COLUMN dispatch.agents.capacity IS 'Most tasks the agent holds at once; dispatch_next returns NULL while running = capacity.';
+COMMENT ON COLUMN dispatch.agents.running IS 'Tasks the agent holds now (claimed, not finished).';
+COMMENT ON COLUMN dispatch.agents.status IS 'idle or busy (derived from running), draining (takes no new work), lost (heartbeat stopped), offline (deregistered).';
+COMMENT ON COLUMN dispatch.agents.traits IS 'Personality vector over the dimensions the active policy names.';
+COMMENT ON COLUMN dispatch.agents.owner_role IS 'Members of this role (and of dispatch_admin) may act as the agent.';
+COMMENT ON COLUMN dispatch.agents.speed IS 'Relative speed (1 = typical); push assignment prefers faster agents when a deadline is tight.';
+
+CREATE TABLE dispatch.tasks (
+  task_id        bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  tenant         text NOT NULL DEFAULT 'default',
+  kind           text NOT NULL,
+  payload        jsonb NOT NULL DEFAULT '{}',
+  priority       text NOT NULL DEFAULT 'normal'
+                 CONSTRAINT tasks_priority_check CHECK (priority IN ('critical', 'high', 'normal', 'low')),
+  requires       text[] NOT NULL DEFAULT '{}',
+  profile        real[],
+  sensitivity    int NOT NULL DEFAULT 0 CONSTRAINT tasks_sensitivity_check CHECK (sensitivity >= 0),
+  region         text,
+  deadline       timestamptz,
+  est_duration   interval CONSTRAINT tasks_est_duration_check CHECK (est_duration > interval '0'),
+  session_ref    text,
+  run_at         timestamptz,
+  state          text NOT NULL DEFAULT 'ready'
+                 CONSTRAINT tasks_state_check CHECK (state IN ('scheduled', 'ready', 'claimed', 'done',
+                   'failed', 'dead', 'aborted', 'cancelled', 'shed', 'expired', 'timeout')),
+  agent_id       text,
+  attempts       int NOT NULL DEFAULT 0 CONSTRAINT tasks_attempts_check CHECK (attempts >= 0),
+  max_attempts   int NOT NULL DEFAULT 3 CONSTRAINT tasks_max_attempts_check CHECK (max_attempts >= 1),
+  lease_until    timestamptz,
+  dispatch_key   text,
+  run_id         uuid,
+  parent_id      bigint,
+  schedule_id    bigint,
+  record_ref     text,
+  depends_on     bigint[],
+  result         jsonb,
+  error          text,
+  owner_role     name NOT NULL DEFAULT CURRENT_USER,
+  created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  ready_at       timestamptz,
+  claimed_at     timestamptz,
+  finished_at    timestamptz,
+  -- derived by the row trigger (doc/design.md §4)
+  sig            int,
+  skey           timestamptz,
+  lst            timestamptz,
+  urgent_at      timestamptz,
+  cost           real,
+  reserved_for   text,
+  reserved_until timestamptz,
+  CONSTRAINT tasks_ready_derived CHECK (state <> 'ready' OR (sig IS NOT NULL AND skey IS NOT NULL)),
+  CONSTRAINT tasks_claimed_agent CHECK (state <> 'claimed' OR (agent_id IS NOT NULL AND lease_until IS NOT NULL))
+);
+COMMENT ON TABLE dispatch.tasks IS
+  'One row per unit of work. submit() and a plain INSERT produce the same row: a C trigger validates it and derives sig, skey, lst, urgent_at and cost.';
+COMMENT ON COLUMN dispatch.tasks.requires IS 'Capabilities an agent must have (requires is a subset of agents.capabilities).';
+COMMENT ON COLUMN dispatch.tasks.sensitivity IS 'Only agents with clearance >= sensitivity may take the task.';
+COMMENT ON COLUMN dispatch.tasks.region IS 'When set, only agents of this region may take the task.';
+COMMENT ON COLUMN dispatch.tasks.state IS 'scheduled -> ready -> claimed -> done; failed attempts go back to scheduled with backoff, else dead; or aborted, cancelled, shed, expired, timeout.';
+COMMENT ON COLUMN dispatch.tasks.lease_until IS 'The claim expires at this time unless extended; the worker then requeues the task.';
+COMMENT ON COLUMN dispatch.tasks.dispatch_key IS 'Idempotency key: unique per tenant among unfinished tasks.';
+COMMENT ON COLUMN dispatch.tasks.ready_at IS 'When the task last became ready (its queueing starts here).';
+COMMENT ON COLUMN dispatch.tasks.sig IS 'Derived: the interned capability signature (dispatch.signatures).';
+COMMENT ON COLUMN dispatch.tasks.skey IS 'Derived: priority and aging as one key, ready_at minus the priority''s head start; smaller is served first.';
+COMMENT ON COLUMN dispatch.tasks.lst IS 'Derived: latest start time, deadline minus est_duration.';
+COMMENT ON COLUMN dispatch.tasks.urgent_at IS 'Derived: from this time the task is in the urgent lane, deadline - (1 + urgent_slack) * est_duration.';
+COMMENT ON COLUMN dispatch.tasks.cost IS 'Derived: estimated seconds of work, charged to the tenant''s fair share at claim.';
+COMMENT ON COLUMN dispatch.tasks.reserved_for IS 'Reserved for this agent (session affinity or dispatch.assign) until reserved_until.';
+
+-- The claim path's indexes (doc/design.md §5-6). Partial, so they hold only waiting work.
+CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey)
+  WHERE state = 'ready' AND reserved_for IS NULL;
+CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey)
+  WHERE state = 'ready' AND reserved_for IS NOT NULL;
+CREATE INDEX tasks_urgent_idx ON dispatch.tasks (sig, urgent_at)
+  WHERE state = 'ready' AND urgent_at IS NOT NULL;
+-- The worker's: due scheduled work, expiring leases (also: the tasks each agent holds).
+CREATE INDEX tasks_scheduled_idx ON dispatch.tasks (run_at) WHERE state = 'scheduled';
+CREATE INDEX tasks_claimed_idx ON dispatch.tasks (lease_until) WHERE state = 'claimed';
+-- History, for views over a window.
+CREATE INDEX tasks_finished_idx ON dispatch.tasks (finished_at) WHERE finished_at IS NOT NULL;
+
+CREATE TABLE dispatch.decisions (
+  decision_id    bigint NOT NULL,
+  at             timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+  kind           text NOT NULL
+                 CONSTRAINT decisions_kind_check CHECK (kind IN ('claim', 'release', 'retry', 'dead',
+                   'failed', 'abort', 'cancel', 'requeue', 'lost', 'expire', 'shed', 'override',
+                   'assign', 'timeout', 'deregister')),
+  task_id        bigint,
+  agent_id       text,
+  tenant         text,
+  policy_version int,
+  score          double precision,
+  factors        jsonb,
+  candidates     int,
+  reason         text,
+  actor          name NOT NULL DEFAULT SESSION_USER
+) PARTITION BY RANGE (at);
+CREATE SEQUENCE dispatch.decisions_decision_id_seq AS bigint OWNED BY dispatch.decisions.decision_id;
+ALTER TABLE dispatch.decisions
+  ALTER COLUMN decision_id SET DEFAULT pg_catalog.nextval('dispatch.decisions_decision_id_seq');
+CREATE TABLE dispatch.decisions_default PARTITION OF dispatch.decisions DEFAULT;
+CREATE INDEX decisions_task_idx ON dispatch.decisions (task_id, at);
+CREATE INDEX decisions_agent_idx ON dispatch.decisions (agent_id, at);
+COMMENT ON TABLE dispatch.decisions IS
+  'The decision log, append-only: every routing decision with the agent, the task, the policy version, the score and each factor. Partitioned by time; kept for dispatch.decision_retention.';
+COMMENT ON COLUMN dispatch.decisions.kind IS 'claim, release, retry, dead, failed, abort, cancel, requeue (lease expired), lost (agent stopped), expire, shed, override, assign, timeout, deregister.';
+COMMENT ON COLUMN dispatch.decisions.factors IS 'Each term of the score, in seconds of head start, and the facts behind it.';
+COMMENT ON COLUMN dispatch.decisions.candidates IS 'How many candidate tasks the pick considered.';
+COMMENT ON COLUMN dispatch.decisions.actor IS 'The session role that caused the decision (the operator, for an override).';
+
+CREATE TABLE dispatch.sessions (
+  session_ref  text PRIMARY KEY,
+  agent_id     text NOT NULL,
+  last_served  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE dispatch.sessions IS
+  'Session affinity: the agent that last served each session_ref; new tasks of the session wait for it up to the policy''s affinity_wait.';
