@@ -35,7 +35,7 @@ include $(PGXS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS) $(EXTENSION).control
 	@{ echo "-- dispatch $(EXTVERSION): generated from sql/install/*.sql by make; edit those files."; \
-	   echo '\echo Use "CREATE EXTENSION dispatch" to load this file. \quit'; \
+	   printf '%s\n' '\echo Use "CREATE EXTENSION dispatch" to load this file. \quit'; \
 	   for f in $(INSTALL_PARTS); do echo; echo "-- ---- $$f"; cat $$f; done; } > $@
 
 # pgTAP suites, on a throwaway cluster of their own (needs postgresql-15-pgtap, pg_prove).

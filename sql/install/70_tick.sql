@@ -1,0 +1,137 @@
+-- 70_tick: one tick of the background worker, callable as SELECT dispatch.tick() (for hosts that
+-- drive it from pg_cron). Each step works in bounded batches through an index, never a scan of
+-- the tasks; rows another session holds are skipped, not waited for.
+
+-- Scheduled tasks whose run_at has come become ready (in run_at order).
+CREATE FUNCTION dispatch.promote_due(batch int DEFAULT 10000) RETURNS int
+  LANGUAGE sql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  WITH due AS (
+    SELECT task_id FROM dispatch.tasks
+     WHERE state = 'scheduled' AND run_at <= clock_timestamp()
+     ORDER BY run_at
+     LIMIT batch
+       FOR UPDATE SKIP LOCKED),
+  promoted AS (
+    UPDATE dispatch.tasks AS t SET state = 'ready', ready_at = t.run_at
+      FROM due WHERE t.task_id = due.task_id
+    RETURNING 1)
+  SELECT count(*)::int FROM promoted
+$$;
+COMMENT ON FUNCTION dispatch.promote_due(int) IS
+  'Tick step: scheduled tasks whose run_at has come become ready, ranked from their run_at.';
+
+-- Claims whose lease ran out: the attempt counts; requeued while attempts remain, else dead.
+CREATE FUNCTION dispatch.requeue_expired(batch int DEFAULT 10000) RETURNS int
+  LANGUAGE sql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  WITH expired AS (
+    SELECT task_id, agent_id FROM dispatch.tasks
+     WHERE state = 'claimed' AND lease_until < clock_timestamp()
+     ORDER BY lease_until
+     LIMIT batch
+       FOR UPDATE SKIP LOCKED),
+  moved AS (
+    UPDATE dispatch.tasks AS t
+       SET state = CASE WHEN t.attempts < t.max_attempts THEN 'ready' ELSE 'dead' END,
+           finished_at = CASE WHEN t.attempts < t.max_attempts THEN NULL ELSE clock_timestamp() END,
+           error = 'lease expired', lease_until = NULL,
+           agent_id = CASE WHEN t.attempts < t.max_attempts THEN NULL ELSE t.agent_id END
+      FROM expired WHERE t.task_id = expired.task_id
+    RETURNING t.task_id, t.state, t.tenant, t.attempts, t.max_attempts),
+  logged AS (
+    INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, factors, actor)
+    SELECT CASE WHEN m.state = 'ready' THEN 'requeue' ELSE 'dead' END, m.task_id, e.agent_id, m.tenant,
+           dispatch.policy_version(), 'lease expired',
+           jsonb_build_object('attempt', m.attempts, 'max_attempts', m.max_attempts), dispatch.caller()
+      FROM moved AS m JOIN expired AS e ON e.task_id = m.task_id
+    RETURNING 1)
+  SELECT count(*)::int FROM logged
+$$;
+COMMENT ON FUNCTION dispatch.requeue_expired(int) IS
+  'Tick step: claims whose lease ran out go back to ready (the attempt counts), or end dead after max_attempts; each move is logged.';
+
+-- Agents silent for longer than dispatch.agent_timeout are lost; their tasks go back to ready.
+CREATE FUNCTION dispatch.requeue_lost_agents() RETURNS int
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+DECLARE
+  timeout interval := current_setting('dispatch.agent_timeout')::interval;
+  lost text[];
+  n int;
+BEGIN
+  -- Lock the tasks before the agents (the lock order everywhere).
+  SELECT array_agg(agent_id) INTO lost FROM dispatch.agents
+   WHERE status IN ('idle', 'busy', 'draining') AND last_seen < clock_timestamp() - timeout;
+  IF lost IS NULL THEN
+    RETURN 0;
+  END IF;
+  WITH held AS (
+    SELECT task_id, agent_id FROM dispatch.tasks
+     WHERE state = 'claimed' AND agent_id = ANY (lost)
+       FOR UPDATE),
+  back AS (
+    UPDATE dispatch.tasks AS t
+       SET state = 'ready', agent_id = NULL, lease_until = NULL
+      FROM held WHERE t.task_id = held.task_id
+    RETURNING t.task_id, t.tenant)
+  INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, actor)
+  SELECT 'lost', b.task_id, h.agent_id, b.tenant, dispatch.policy_version(),
+         'agent stopped sending heartbeats', dispatch.caller()
+    FROM back AS b JOIN held AS h ON h.task_id = b.task_id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  UPDATE dispatch.agents SET status = 'lost'
+   WHERE agent_id = ANY (lost) AND status IN ('idle', 'busy', 'draining')
+     AND last_seen < clock_timestamp() - timeout;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION dispatch.requeue_lost_agents() IS
+  'Tick step: agents silent for longer than dispatch.agent_timeout are marked lost and their tasks go back to ready (logged as lost).';
+
+-- Reservations (session affinity, push assignment) that ran out: anyone capable may take the task.
+CREATE FUNCTION dispatch.expire_reservations(batch int DEFAULT 10000) RETURNS int
+  LANGUAGE sql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  WITH due AS (
+    SELECT task_id FROM dispatch.tasks
+     WHERE state = 'ready' AND reserved_for IS NOT NULL AND reserved_until < clock_timestamp()
+     LIMIT batch
+       FOR UPDATE SKIP LOCKED),
+  freed AS (
+    UPDATE dispatch.tasks AS t SET reserved_for = NULL, reserved_until = NULL
+      FROM due WHERE t.task_id = due.task_id
+    RETURNING 1)
+  SELECT count(*)::int FROM freed
+$$;
+COMMENT ON FUNCTION dispatch.expire_reservations(int) IS
+  'Tick step: reservations past reserved_until are dropped, so any capable agent may take the task.';
+
+-- The fair-share virtual starts, written back so a restart resumes them.
+CREATE FUNCTION dispatch.persist_fair_share() RETURNS int
+  LANGUAGE sql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  WITH changed AS (
+    UPDATE dispatch.tenants AS t SET vstart = m.vstart
+      FROM dispatch.queue_map() AS m
+     WHERE m.shared AND t.tenant = m.tenant AND t.vstart IS DISTINCT FROM m.vstart
+    RETURNING 1)
+  SELECT count(*)::int FROM changed
+$$;
+COMMENT ON FUNCTION dispatch.persist_fair_share() IS
+  'Tick step: each tenant''s fair-share virtual start is written back to dispatch.tenants (shared queue map only).';
+
+CREATE FUNCTION dispatch.tick() RETURNS jsonb
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
+DECLARE
+  report jsonb := '{}';
+BEGIN
+  -- One tick at a time per database (the worker and pg_cron may both call it).
+  IF NOT pg_try_advisory_xact_lock(hashtext('dispatch.tick')) THEN
+    RETURN jsonb_build_object('skipped', 'another tick is running');
+  END IF;
+  report := report || jsonb_build_object('promoted', dispatch.promote_due());
+  report := report || jsonb_build_object('requeued', dispatch.requeue_expired());
+  report := report || jsonb_build_object('lost', dispatch.requeue_lost_agents());
+  report := report || jsonb_build_object('reservations_expired', dispatch.expire_reservations());
+  report := report || jsonb_build_object('fair_share_saved', dispatch.persist_fair_share());
+  RETURN report;
+END
+$$;
+COMMENT ON FUNCTION dispatch.tick() IS
+  'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';

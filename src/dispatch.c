@@ -1,0 +1,232 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatch.c
+ *		Module entry point: the settings (GUCs), the shared-memory request,
+ *		and the lookup of dispatch's own relations.
+ *
+ * The library works in two ways.  Loaded through shared_preload_libraries it
+ * reserves shared memory for the queue map (queuemap.c) and registers the
+ * background workers (worker.c).  Loaded on first use by CREATE EXTENSION or
+ * a function call, it keeps a per-session queue map instead; everything
+ * still works, with the differences doc/operations.md lists.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "commands/trigger.h"
+#include "utils/syscache.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/rel.h"
+#include "utils/lsyscache.h"
+
+#include "dispatch.h"
+#include "queuemap.h"
+#include "worker.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+int			dispatch_lease_time = 300;
+int			dispatch_max_payload_size = 1024 * 1024;
+char	   *dispatch_database_name = NULL;
+int			dispatch_naptime = 1000;
+int			dispatch_max_tenants = 4096;
+int			dispatch_max_signatures = 1024;
+int			dispatch_max_queues = 32768;
+int			dispatch_max_databases = 4;
+int			dispatch_local_refresh = 1000;
+int			dispatch_agent_timeout = 60;
+int			dispatch_retry_base = 1000;
+int			dispatch_retry_max = 3600;
+bool		dispatch_preloaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+dispatch_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	queuemap_shmem_request();
+}
+
+static void
+dispatch_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	queuemap_shmem_startup();
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomIntVariable("dispatch.lease_time",
+							"How long a claim lasts before the worker requeues the task (seconds).",
+							"An agent keeps a task longer with dispatch.extend_lease().",
+							&dispatch_lease_time, 300, 1, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_payload_size",
+							"Largest task payload accepted, as stored jsonb (bytes).",
+							NULL,
+							&dispatch_max_payload_size, 1024 * 1024, 1024, 1024 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomStringVariable("dispatch.database_name",
+							   "Databases the background worker serves (comma-separated).",
+							   "One worker runs per database listed. Needs a restart.",
+							   &dispatch_database_name, "postgres",
+							   PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.naptime",
+							"Time between two ticks of the background worker (milliseconds).",
+							NULL,
+							&dispatch_naptime, 1000, 10, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_tenants",
+							"Tenants the shared queue map can hold per database (count). Needs a restart.",
+							"Each tenant slot takes about 300 bytes of shared memory.",
+							&dispatch_max_tenants, 4096, 64, 1000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_signatures",
+							"Distinct capability signatures the shared queue map can hold per database (count). Needs a restart.",
+							"A signature is a distinct (requires, sensitivity, region) of a task.",
+							&dispatch_max_signatures, 1024, 16, 100000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_queues",
+							"(signature, tenant) queues the shared queue map can hold per database (count). Needs a restart.",
+							NULL,
+							&dispatch_max_queues, 32768, 256, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_databases",
+							"Databases that can keep their queue map in shared memory (count). Needs a restart.",
+							"Further databases keep a per-session map.",
+							&dispatch_max_databases, 4, 1, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.local_refresh",
+							"Without shared memory, how old a session's queue map may get before it is rebuilt (milliseconds).",
+							NULL,
+							&dispatch_local_refresh, 1000, 10, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.agent_timeout",
+							"An agent silent for longer than this is marked lost and its tasks requeued (seconds).",
+							NULL,
+							&dispatch_agent_timeout, 60, 1, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.retry_base",
+							"First retry delay after a failure; each further attempt doubles it, with jitter (milliseconds).",
+							NULL,
+							&dispatch_retry_base, 1000, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.retry_max",
+							"Longest retry delay (seconds).",
+							NULL,
+							&dispatch_retry_max, 3600, 1, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("dispatch");
+}
+
+void
+_PG_init(void)
+{
+	define_settings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	dispatch_preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = dispatch_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = dispatch_shmem_startup;
+	worker_register_all();
+}
+
+/*
+ * The OIDs of our relations.  The namespace OID is checked on every call (one
+ * syscache probe): when the extension was dropped and created again the
+ * relations have new OIDs and every cache keyed on them must be reset.
+ */
+static DispatchCatalog catalog;
+
+static Oid
+relid_or_error(const char *name)
+{
+	Oid			relid = get_relname_relid(name, catalog.namespace);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("relation \"dispatch.%s\" does not exist", name),
+				 errhint("The dispatch extension is damaged or being dropped; reinstall it with DROP EXTENSION dispatch; CREATE EXTENSION dispatch;")));
+	return relid;
+}
+
+DispatchCatalog *
+dispatch_catalog(void)
+{
+	Oid			nsp = get_namespace_oid("dispatch", true);
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema \"dispatch\" does not exist"),
+				 errhint("Run CREATE EXTENSION dispatch in this database first.")));
+	if (nsp != catalog.namespace || !OidIsValid(catalog.tasks_claimed_idx))
+	{
+		HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for namespace %u", nsp);
+		catalog.owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+		catalog.namespace = nsp;
+		catalog.tasks = InvalidOid;
+		catalog.tasks_claimed_idx = InvalidOid;
+		catalog.tasks = relid_or_error("tasks");
+		catalog.tasks_ready_idx = relid_or_error("tasks_ready_idx");
+		catalog.tasks_reserved_idx = relid_or_error("tasks_reserved_idx");
+		catalog.tasks_urgent_idx = relid_or_error("tasks_urgent_idx");
+		catalog.agents = relid_or_error("agents");
+		catalog.signatures = relid_or_error("signatures");
+		catalog.policies = relid_or_error("policies");
+		catalog.tenants = relid_or_error("tenants");
+		catalog.tasks_claimed_idx = relid_or_error("tasks_claimed_idx");
+		catalog.generation++;
+	}
+	return &catalog;
+}
+
+const DispatchCatalog *
+dispatch_catalog_cached(void)
+{
+	return &catalog;
+}
+
+/*
+ * dispatch_invalidate_trigger: statement trigger on dispatch.signatures,
+ * dispatch.policies and dispatch.tenants.  Row changes send no cache
+ * invalidations of their own; this sends one for the table (at commit), which
+ * tells every session to drop what it cached from it.
+ */
+PG_FUNCTION_INFO_V1(dispatch_invalidate_trigger);
+
+Datum
+dispatch_invalidate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "dispatch_invalidate_trigger: not called as a trigger");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	return PointerGetDatum(NULL);
+}
