@@ -5,7 +5,8 @@
 #   scripts/cluster.sh stop DIR
 # initdb refuses to run as root, so everything here runs through `runuser -u postgres`.
 set -euo pipefail
-BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+BIN=$("$PG_CONFIG" --bindir)
 as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }
 
 cmd=${1:?start|stop}; dir=${2:?directory}

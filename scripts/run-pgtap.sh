@@ -6,9 +6,9 @@ tree=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 port=${PGTAP_PORT:-55433}
 dir=$(mktemp -d /tmp/dispatch-pgtap.XXXXXX)
 chmod 755 "$dir"
-"$tree/scripts/cluster.sh" start "$dir/c" "$port"
+"$tree/scripts/cluster.sh" start "$dir/c" "$port" "dispatch.max_databases = 64"
 trap '"$tree/scripts/cluster.sh" stop "$dir/c"; rm -rf "$dir"' EXIT
-as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }
+as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- env PATH="$PATH" "$@"; fi; }
 
 status=0
 for suite in "$tree"/test/pgtap/*.sql; do

@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 echo "== building and installing dispatch"
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install >/dev/null
+make -s PG_CONFIG="$PG_CONFIG"
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null

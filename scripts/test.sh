@@ -10,16 +10,18 @@ cd "$(dirname "$0")/.."
 src=$(pwd)
 
 scripts/setup.sh
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
 
 work=$(mktemp -d /tmp/dispatch-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -a "$src/." "$work/"
 chown -R postgres:postgres "$work"
-as_pg() { runuser -u postgres -- "$@"; }
+as_pg() { runuser -u postgres -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" "$@"; }
 
 status=0
 echo "== pg_regress, isolation and TAP suites (make installcheck)"
-if ! as_pg make -C "$work" -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config installcheck; then
+if ! as_pg env PATH="$PATH" make -C "$work" -s PG_CONFIG="$PG_CONFIG" installcheck; then
   status=1
   for f in "$work"/regression.diffs "$work"/test/isolation/output_iso/regression.diffs; do
     [ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
