@@ -106,6 +106,10 @@ CREATE TABLE dispatch.tasks (
   schedule_id    bigint,
   record_ref     text,
   depends_on     bigint[],
+  on_dependency_failure text NOT NULL DEFAULT 'cancel'
+                 CONSTRAINT tasks_on_dependency_failure_check CHECK (on_dependency_failure IN ('cancel', 'run')),
+  outputs        jsonb,
+  shed_if_busy   boolean NOT NULL DEFAULT false,
   result         jsonb,
   error          text,
   owner_role     name NOT NULL DEFAULT CURRENT_USER,
@@ -132,6 +136,10 @@ COMMENT ON COLUMN dispatch.tasks.region IS 'When set, only agents of this region
 COMMENT ON COLUMN dispatch.tasks.state IS 'scheduled -> ready -> claimed -> done; failed attempts go back to scheduled with backoff, else dead; or aborted, cancelled, shed, expired, timeout.';
 COMMENT ON COLUMN dispatch.tasks.lease_until IS 'The claim expires at this time unless extended; the worker then requeues the task.';
 COMMENT ON COLUMN dispatch.tasks.dispatch_key IS 'Idempotency key: unique per tenant among unfinished tasks.';
+COMMENT ON COLUMN dispatch.tasks.depends_on IS 'The task waits (scheduled) until every task listed here is done.';
+COMMENT ON COLUMN dispatch.tasks.on_dependency_failure IS 'cancel (default): a dependency that ends dead, aborted or cancelled cancels this task; run: it runs anyway.';
+COMMENT ON COLUMN dispatch.tasks.outputs IS 'Output contract: [{"name", "type", "required", "bind"}]; complete() refuses a result that breaks it.';
+COMMENT ON COLUMN dispatch.tasks.shed_if_busy IS 'A low task that may be shed at once when the fleet is overloaded.';
 COMMENT ON COLUMN dispatch.tasks.ready_at IS 'When the task last became ready (its queueing starts here).';
 COMMENT ON COLUMN dispatch.tasks.sig IS 'Derived: the interned capability signature (dispatch.signatures).';
 COMMENT ON COLUMN dispatch.tasks.skey IS 'Derived: priority and aging as one key, ready_at minus the priority''s head start; smaller is served first.';
@@ -190,3 +198,14 @@ CREATE TABLE dispatch.sessions (
 );
 COMMENT ON TABLE dispatch.sessions IS
   'Session affinity: the agent that last served each session_ref; new tasks of the session wait for it up to the policy''s affinity_wait.';
+
+CREATE TABLE dispatch.kinds (
+  kind          text PRIMARY KEY CONSTRAINT kinds_kind_check CHECK (kind <> ''),
+  timeout       interval CONSTRAINT kinds_timeout_check CHECK (timeout > interval '0'),
+  avg_seconds   double precision,
+  completed     bigint NOT NULL DEFAULT 0,
+  updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE dispatch.kinds IS
+  'Per kind of task: an optional timeout (a claim running longer ends as timeout, counted as a failed attempt) and the running average duration of completed tasks, used as the cost of tasks submitted without est_duration.';
+COMMENT ON COLUMN dispatch.kinds.avg_seconds IS 'Average run time of recently completed tasks of this kind, kept by the worker.';

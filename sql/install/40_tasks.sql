@@ -32,7 +32,13 @@ CREATE FUNCTION dispatch.submit(
     sensitivity int DEFAULT 0,
     region text DEFAULT NULL,
     max_attempts int DEFAULT 3,
-    parent_id bigint DEFAULT NULL)
+    parent_id bigint DEFAULT NULL,
+    depends_on bigint[] DEFAULT NULL,
+    on_dependency_failure text DEFAULT 'cancel',
+    record_ref text DEFAULT NULL,
+    run_id uuid DEFAULT NULL,
+    outputs jsonb DEFAULT NULL,
+    shed_if_busy boolean DEFAULT false)
   RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
@@ -44,17 +50,20 @@ BEGIN
   END IF;
   INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
                               session_ref, run_at, dispatch_key, profile, sensitivity, region,
-                              max_attempts, parent_id, owner_role)
+                              max_attempts, parent_id, depends_on, on_dependency_failure,
+                              record_ref, run_id, outputs, shed_if_busy, owner_role)
   VALUES (submit.kind, coalesce(submit.payload, '{}'), submit.tenant, submit.priority,
           coalesce(submit.requires, '{}'), submit.deadline, submit.est_duration, submit.session_ref,
           submit.run_at, submit.dispatch_key, submit.profile, coalesce(submit.sensitivity, 0),
-          submit.region, submit.max_attempts, submit.parent_id, dispatch.caller())
+          submit.region, submit.max_attempts, submit.parent_id, submit.depends_on,
+          coalesce(submit.on_dependency_failure, 'cancel'), submit.record_ref, submit.run_id,
+          submit.outputs, coalesce(submit.shed_if_busy, false), dispatch.caller())
   RETURNING task_id INTO id;
   RETURN id;
 END
 $$;
-COMMENT ON FUNCTION dispatch.submit(text, jsonb, text, text, text[], timestamptz, interval, text, timestamptz, text, real[], int, text, int, bigint) IS
-  'Submit a task; returns its task_id. It is ready at once, or scheduled until run_at. requires: capabilities an agent needs; sensitivity: clearance needed; region; deadline and est_duration: for the urgent lane; session_ref: sticks to the agent serving that session; profile: wanted personality; dispatch_key: idempotency key.';
+COMMENT ON FUNCTION dispatch.submit(text, jsonb, text, text, text[], timestamptz, interval, text, timestamptz, text, real[], int, text, int, bigint, bigint[], text, text, uuid, jsonb, boolean) IS
+  'Submit a task; returns its task_id. It is ready at once, or scheduled until run_at. requires: capabilities an agent needs; sensitivity: clearance needed; region; deadline and est_duration: for the urgent lane; session_ref: sticks to the agent serving that session; profile: wanted personality; dispatch_key: idempotency key; parent_id and run_id: fan-out correlation; depends_on: tasks that must be done first; record_ref: the record it is about; outputs: the result''s contract; shed_if_busy: a low task that may be dropped under overload.';
 
 -- Internal: a claimed task, locked, that the caller may act on as its holder.
 CREATE FUNCTION dispatch.task_for_holder(task_id bigint, action text) RETURNS dispatch.tasks

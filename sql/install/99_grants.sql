@@ -27,7 +27,7 @@ GRANT EXECUTE ON FUNCTION
   dispatch.heartbeat(text), dispatch.drain_agent(text, boolean),
   dispatch.register_agent(text, text[], int, real[], int, text, real, jsonb, name),
   dispatch.deregister_agent(text),
-  dispatch.submit(text, jsonb, text, text, text[], timestamptz, interval, text, timestamptz, text, real[], int, text, int, bigint),
+  dispatch.submit(text, jsonb, text, text, text[], timestamptz, interval, text, timestamptz, text, real[], int, text, int, bigint, bigint[], text, text, uuid, jsonb, boolean),
   dispatch.cancel(bigint)
 TO dispatch_agent, dispatch_admin;
 
