@@ -33,6 +33,9 @@ PG_CFLAGS  += -std=gnu99
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies here: rebuild every object when a header changes.
+$(OBJS): $(wildcard src/*.h)
+
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS) $(EXTENSION).control
 	@{ echo "-- dispatch $(EXTVERSION): generated from sql/install/*.sql by make; edit those files."; \
 	   printf '%s\n' '\echo Use "CREATE EXTENSION dispatch" to load this file. \quit'; \

@@ -47,6 +47,7 @@
 
 #define MAX_WALK 64				/* entries one probe may pass over */
 #define MAX_RESERVED 4			/* reserved tasks considered per pick */
+#define ASSIGNED_BONUS 1e8		/* dispatch.assign: the agent takes it first */
 
 typedef struct ProbeCtx
 {
@@ -118,6 +119,11 @@ read_candidate(ProbeCtx *ctx, PickLane lane, Candidate *c)
 	c->deadline = ts_attr(slot, tc->deadline);
 	d = slot_getattr(slot, tc->cost, &isnull);
 	c->cost = isnull ? ctx->policy->default_cost : DatumGetFloat4(d);
+	if (lane == LANE_RESERVED)
+	{
+		d = slot_getattr(slot, tc->reservation, &isnull);
+		c->assigned = !isnull && strcmp(TextDatumGetCString(d), "assign") == 0;
+	}
 
 	/* A task already past its deadline under past_deadline = expire: the worker expires it. */
 	if (ctx->policy->expire_past_deadline && c->deadline != DT_NOEND && c->deadline < ctx->now)
@@ -281,16 +287,28 @@ probe_urgent(ProbeCtx *ctx, IndexScanDesc scan, QmQueueView *u, Candidate *out)
 	return found;
 }
 
+/*
+ * The score, in seconds of head start.  Between tenants fair share leads:
+ * age (with the priority bonus) counts only up to max_age_credit, and each
+ * weighted second a tenant is ahead of V costs fair_weight seconds.  Within a
+ * tenant the index already ordered the work by skey.  Deadlines, affinity
+ * and personality can overrule the fair order by their weights, no more: a
+ * tenant flooding deadlines gets at most urgent_weight / fair_weight seconds
+ * of extra service.  A strict critical class outranks everything.
+ */
 static void
 score(const Policy *pol, TimestampTz now, double vtime, Candidate *c)
 {
-	c->bonus = policy_bonus(pol, c->prio);
-	c->age = (double) (now - c->skey) / USECS_PER_SEC;
+	bool		strict = c->prio == PRIO_CRITICAL && pol->critical_strict;
+
+	c->bonus = strict ? pol->priority_bonus[PRIO_CRITICAL] : policy_bonus(pol, c->prio);
+	c->age = (double) (now - c->skey) / USECS_PER_SEC - (strict ? policy_bonus(pol, c->prio) - c->bonus : 0);
 	c->urgent = (c->urgent_at != DT_NOEND && c->urgent_at <= now) ? pol->urgent_weight : 0;
-	c->affinity = c->lane == LANE_RESERVED ? pol->affinity_weight : 0;
+	c->affinity = c->lane == LANE_RESERVED ? (c->assigned ? ASSIGNED_BONUS : pol->affinity_weight) : 0;
 	c->match = c->match_value >= 0 ? pol->match_weight * c->match_value : 0;
 	c->fair = -pol->fair_weight * Max(0.0, c->tenant_vstart - vtime);
-	c->score = c->age + c->urgent + c->affinity + c->match + c->fair;
+	c->score = Min(c->age, pol->max_age_credit) + (strict ? 1e9 : 0) +
+		c->urgent + c->affinity + c->match + c->fair;
 }
 
 static int

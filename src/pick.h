@@ -41,6 +41,7 @@ typedef struct Candidate
 	int32		sig;
 	char		tenant[QM_TENANT_LEN];
 	PickLane	lane;
+	bool		assigned;		/* reserved by dispatch.assign, not by a session */
 	int			prio;
 	TimestampTz skey;
 	TimestampTz urgent_at;		/* DT_NOEND: no deadline */

@@ -64,11 +64,12 @@ policy_defaults(Policy *p)
 	p->critical_strict = false;
 	p->default_cost = 60;
 	p->urgent_slack = 0.5;
-	p->urgent_weight = 3600;
+	p->urgent_weight = 600;
 	p->affinity_weight = 30;
 	p->affinity_wait = 30;
 	p->match_weight = 60;
-	p->fair_weight = 1.0;
+	p->fair_weight = 10.0;
+	p->max_age_credit = 300;
 	p->fair_candidates = 4;
 	p->expire_past_deadline = false;
 	p->assign_hold = 60;
@@ -275,6 +276,8 @@ top_member(Policy *p, const char *key, JsonbValue *v)
 		p->match_weight = num_value(key, v, 0, 1e8, "a number of seconds between 0 and 100000000");
 	else if (strcmp(key, "fair_weight") == 0)
 		p->fair_weight = num_value(key, v, 0, 1e6, "a number between 0 and 1000000");
+	else if (strcmp(key, "max_age_credit") == 0)
+		p->max_age_credit = num_value(key, v, 0, 1e8, "a number of seconds between 0 and 100000000");
 	else if (strcmp(key, "fair_candidates") == 0)
 		p->fair_candidates = (int) num_value(key, v, 1, 64, "a whole number between 1 and 64");
 	else if (strcmp(key, "past_deadline") == 0)
@@ -308,7 +311,7 @@ top_member(Policy *p, const char *key, JsonbValue *v)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown policy key \"%s\"", key),
-				 errhint("The keys are priority_bonus, critical_strict, default_cost, urgent_slack, urgent_weight, affinity_weight, affinity_wait, match_weight, fair_weight, fair_candidates, past_deadline, assign_hold, shed_after, traits, trait_weights and trait_max.")));
+				 errhint("The keys are priority_bonus, critical_strict, default_cost, urgent_slack, urgent_weight, affinity_weight, affinity_wait, match_weight, fair_weight, max_age_credit, fair_candidates, past_deadline, assign_hold, shed_after, traits, trait_weights and trait_max.")));
 }
 
 static void
@@ -337,11 +340,11 @@ policy_to_jsonb(const Policy *p)
 					 p->priority_bonus[0], p->priority_bonus[1], p->priority_bonus[2], p->priority_bonus[3]);
 	appendStringInfo(&s, ", \"critical_strict\": %s, \"default_cost\": %g, \"urgent_slack\": %g"
 					 ", \"urgent_weight\": %g, \"affinity_weight\": %g, \"affinity_wait\": %g"
-					 ", \"match_weight\": %g, \"fair_weight\": %g, \"fair_candidates\": %d"
+					 ", \"match_weight\": %g, \"fair_weight\": %g, \"max_age_credit\": %g, \"fair_candidates\": %d"
 					 ", \"past_deadline\": \"%s\", \"assign_hold\": %g, \"shed_after\": {",
 					 p->critical_strict ? "true" : "false", p->default_cost, p->urgent_slack,
 					 p->urgent_weight, p->affinity_weight, p->affinity_wait, p->match_weight,
-					 p->fair_weight, p->fair_candidates,
+					 p->fair_weight, p->max_age_credit, p->fair_candidates,
 					 p->expire_past_deadline ? "expire" : "run", p->assign_hold);
 	for (int i = 0; i < NPRIO; i++)
 	{

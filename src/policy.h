@@ -30,6 +30,7 @@ typedef struct Policy
 	double		affinity_wait;	/* s */
 	double		match_weight;	/* s */
 	double		fair_weight;	/* s of score per weighted second of lead */
+	double		max_age_credit;	/* s: most age (incl. bonus) a candidate brings across tenants */
 	int			fair_candidates;	/* tenants re-scored per pick */
 	bool		expire_past_deadline;	/* else run late, counted as a miss */
 	double		assign_hold;	/* s a dispatch.assign reservation holds */

@@ -482,9 +482,9 @@ qm_note_running(const char *tenant, int delta)
 }
 
 void
-qm_note_charge(const char *tenant, double weighted_seconds)
+qm_note_charge(const char *tenant, double seconds)
 {
-	qm_new_note(NOTE_CHARGE, tenant)->value = weighted_seconds;
+	qm_new_note(NOTE_CHARGE, tenant)->value = seconds;
 }
 
 void
@@ -539,8 +539,9 @@ qm_apply(QmMap *map, QmNote *n)
 				map->slots[slot].running = Max(0, map->slots[slot].running + n->ivalue);
 			break;
 		case NOTE_CHARGE:
+			/* seconds of work, weighted here: the weight may have changed */
 			if (slot >= 0)
-				map->slots[slot].vstart += n->value;
+				map->slots[slot].vstart += n->value / map->slots[slot].weight;
 			break;
 		case NOTE_TENANT:
 			if (slot >= 0)

@@ -92,7 +92,7 @@ extern void qm_prepare_queue(int32 sig, const char *tenant, double weight,
 extern void qm_note_ready(int32 sig, const char *tenant, TimestampTz skey);
 extern void qm_note_urgent(int32 sig, TimestampTz urgent_at);
 extern void qm_note_running(const char *tenant, int delta);
-extern void qm_note_charge(const char *tenant, double weighted_seconds);
+extern void qm_note_charge(const char *tenant, double seconds);
 extern void qm_note_tenant(const char *tenant, double weight, int32 max_running);
 extern void qm_note_rebuild(void);
 

@@ -63,6 +63,7 @@ task_cols(void)
 		cols.claimed_at = col(t, "claimed_at");
 		cols.payload = col(t, "payload");
 		cols.run_at = col(t, "run_at");
+		cols.reservation = col(t, "reservation");
 		cols_generation = cat->generation;
 	}
 	return &cols;

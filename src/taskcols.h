@@ -37,6 +37,7 @@ typedef struct TaskCols
 	AttrNumber	claimed_at;
 	AttrNumber	payload;
 	AttrNumber	run_at;
+	AttrNumber	reservation;
 } TaskCols;
 
 extern const TaskCols *task_cols(void);

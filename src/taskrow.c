@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatch.h"
+#include "kinds.h"
 #include "match.h"
 #include "policy.h"
 #include "queuemap.h"
@@ -68,7 +69,10 @@ taskrow_claim_end(void)
 
 /* ---- reading and writing the row ---------------------------------------- */
 
-typedef struct Row
+typedef struct Row Row;
+static bool in_state(Row *r, const TaskCols *tc, const char *s);
+
+struct Row
 {
 	HeapTuple	tup;
 	TupleDesc	desc;
@@ -76,7 +80,7 @@ typedef struct Row
 	int			cols[16];
 	Datum		values[16];
 	bool		nulls[16];
-} Row;
+};
 
 static Datum
 get(Row *r, AttrNumber att, bool *isnull)
@@ -271,7 +275,15 @@ derive_deadline(Row *r, const TaskCols *tc, const Policy *pol)
 	double		cost = pol->default_cost;
 	Datum		deadline;
 
-	if (!isnull)
+	if (isnull)
+	{
+		/* No estimate given: the kind's running average, else the policy's default. */
+		double		avg = kind_avg_seconds(get_cstring(r, tc->kind));
+
+		if (avg > 0)
+			cost = avg;
+	}
+	else
 	{
 		cost = interval_seconds(DatumGetIntervalP(est));
 		if (cost <= 0)
@@ -308,6 +320,68 @@ derive_skey(Row *r, const TaskCols *tc, const Policy *pol, int prio)
 	if (isnull)
 		set(r, tc->ready_at, TimestampTzGetDatum(t), false);
 	set(r, tc->skey, TimestampTzGetDatum(t - (int64) (policy_bonus(pol, prio) * USECS_PER_SEC)), false);
+}
+
+/* ---- session affinity ---------------------------------------------------- */
+
+static SPIPlanPtr session_plan = NULL;
+
+/*
+ * A new ready task of a session waits for the agent that served the session
+ * last, if that agent is alive and able to take it, for at most the policy's
+ * affinity_wait; the tick drops the reservation after that.
+ */
+static void
+reserve_for_session(Row *r, const TaskCols *tc, const Policy *pol)
+{
+	char	   *session = get_cstring(r, tc->session_ref);
+	Oid			types[4] = {TEXTOID, TEXTARRAYOID, INT4OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	Oid			save_user;
+	int			save_sec;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *agent = NULL;
+
+	if (session == NULL || pol->affinity_wait <= 0 || !in_state(r, tc, "ready"))
+		return;
+	values[0] = CStringGetTextDatum(session);
+	values[1] = get(r, tc->requires, &isnull);
+	values[2] = get(r, tc->sensitivity, &isnull);
+	values[3] = get(r, tc->region, &isnull);
+	if (isnull)
+		nulls[3] = 'n';
+	as_owner_begin(&save_user, &save_sec);
+	SPI_connect();
+	if (session_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT s.agent_id FROM dispatch.sessions AS s "
+									"JOIN dispatch.agents AS a ON a.agent_id = s.agent_id "
+									"WHERE s.session_ref = $1 AND a.status IN ('idle', 'busy') "
+									"AND a.capabilities @> $2 AND a.clearance >= $3 "
+									"AND ($4 IS NULL OR a.region = $4)", 4, types);
+
+		if (p == NULL)
+			elog(ERROR, "dispatch: could not prepare the session lookup");
+		SPI_keepplan(p);
+		session_plan = p;
+	}
+	if (SPI_execute_plan(session_plan, values, nulls, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		agent = MemoryContextStrdup(caller_cxt,
+									TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																	  SPI_tuptable->tupdesc, 1, &isnull)));
+	SPI_finish();
+	as_owner_end(save_user, save_sec);
+	if (agent)
+	{
+		TimestampTz until = GetCurrentTransactionStartTimestamp() +
+			(int64) (pol->affinity_wait * USECS_PER_SEC);
+
+		set(r, tc->reserved_for, CStringGetTextDatum(agent), false);
+		set(r, tc->reserved_until, TimestampTzGetDatum(until), false);
+		set(r, tc->reservation, CStringGetTextDatum("session"), false);
+	}
 }
 
 /* ---- bookkeeping -------------------------------------------------------- */
@@ -557,8 +631,8 @@ note_unclaimed(Row *old, Row *new, const TaskCols *tc)
 
 		if (!isnull)
 		{
-			double		actual = (double) (GetCurrentTransactionStartTimestamp() -
-										   DatumGetTimestampTz(claimed)) / USECS_PER_SEC;
+			double		actual = Max(0.0, (double) (GetCurrentTimestamp() -
+													DatumGetTimestampTz(claimed)) / USECS_PER_SEC);
 
 			cost = get(old, tc->cost, &isnull);
 			qm_note_charge(tenant, actual - (isnull ? 0 : DatumGetFloat4(cost)));
@@ -666,6 +740,9 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 		else if (derive_all)
 			set(&new, tc->skey, (Datum) 0, true);
 	}
+
+	if (derive_all)
+		reserve_for_session(&new, tc, pol);
 
 	result = new.nchanged > 0 ?
 		heap_modify_tuple_by_cols(new.tup, new.desc, new.nchanged, new.cols, new.values, new.nulls) :

@@ -125,6 +125,7 @@ CREATE TABLE dispatch.tasks (
   cost           real,
   reserved_for   text,
   reserved_until timestamptz,
+  reservation    text CONSTRAINT tasks_reservation_check CHECK (reservation IN ('session', 'assign')),
   CONSTRAINT tasks_ready_derived CHECK (state <> 'ready' OR (sig IS NOT NULL AND skey IS NOT NULL)),
   CONSTRAINT tasks_claimed_agent CHECK (state <> 'claimed' OR (agent_id IS NOT NULL AND lease_until IS NOT NULL))
 );
@@ -146,7 +147,8 @@ COMMENT ON COLUMN dispatch.tasks.skey IS 'Derived: priority and aging as one key
 COMMENT ON COLUMN dispatch.tasks.lst IS 'Derived: latest start time, deadline minus est_duration.';
 COMMENT ON COLUMN dispatch.tasks.urgent_at IS 'Derived: from this time the task is in the urgent lane, deadline - (1 + urgent_slack) * est_duration.';
 COMMENT ON COLUMN dispatch.tasks.cost IS 'Derived: estimated seconds of work, charged to the tenant''s fair share at claim.';
-COMMENT ON COLUMN dispatch.tasks.reserved_for IS 'Reserved for this agent (session affinity or dispatch.assign) until reserved_until.';
+COMMENT ON COLUMN dispatch.tasks.reserved_for IS 'Reserved for this agent until reserved_until: the agent serving its session (affinity) or the one dispatch.assign chose.';
+COMMENT ON COLUMN dispatch.tasks.reservation IS 'Why it is reserved: session (waits for the session''s agent at most affinity_wait) or assign (the agent takes it first).';
 
 -- The claim path's indexes (doc/design.md §5-6). Partial, so they hold only waiting work.
 CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey)
@@ -160,6 +162,9 @@ CREATE INDEX tasks_scheduled_idx ON dispatch.tasks (run_at) WHERE state = 'sched
 CREATE INDEX tasks_claimed_idx ON dispatch.tasks (lease_until) WHERE state = 'claimed';
 -- History, for views over a window.
 CREATE INDEX tasks_finished_idx ON dispatch.tasks (finished_at) WHERE finished_at IS NOT NULL;
+-- Deadlines that pass while the task waits (policy past_deadline = expire).
+CREATE INDEX tasks_deadline_idx ON dispatch.tasks (deadline)
+  WHERE state IN ('scheduled', 'ready') AND deadline IS NOT NULL;
 
 CREATE TABLE dispatch.decisions (
   decision_id    bigint NOT NULL,

@@ -88,6 +88,8 @@ CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
   FOR EACH STATEMENT EXECUTE FUNCTION dispatch.invalidate_cache();
 CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dispatch.tenants
   FOR EACH STATEMENT EXECUTE FUNCTION dispatch.invalidate_cache();
+CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dispatch.kinds
+  FOR EACH STATEMENT EXECUTE FUNCTION dispatch.invalidate_cache();
 
 CREATE FUNCTION dispatch.note_tenant(tenant text, weight real, max_running int) RETURNS void
   LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'dispatch_note_tenant';

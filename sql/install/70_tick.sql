@@ -77,6 +77,9 @@ BEGIN
          'agent stopped sending heartbeats', dispatch.caller()
     FROM back AS b JOIN held AS h ON h.task_id = b.task_id;
   GET DIAGNOSTICS n = ROW_COUNT;
+  -- Work that was waiting for a lost agent (session affinity, assignment) is free for anyone.
+  UPDATE dispatch.tasks AS t SET reserved_for = NULL, reserved_until = NULL, reservation = NULL
+   WHERE t.state = 'ready' AND t.reserved_for = ANY (lost);
   UPDATE dispatch.agents SET status = 'lost'
    WHERE agent_id = ANY (lost) AND status IN ('idle', 'busy', 'draining')
      AND last_seen < clock_timestamp() - timeout;
@@ -95,13 +98,78 @@ CREATE FUNCTION dispatch.expire_reservations(batch int DEFAULT 10000) RETURNS in
      LIMIT batch
        FOR UPDATE SKIP LOCKED),
   freed AS (
-    UPDATE dispatch.tasks AS t SET reserved_for = NULL, reserved_until = NULL
+    UPDATE dispatch.tasks AS t SET reserved_for = NULL, reserved_until = NULL, reservation = NULL
       FROM due WHERE t.task_id = due.task_id
     RETURNING 1)
   SELECT count(*)::int FROM freed
 $$;
 COMMENT ON FUNCTION dispatch.expire_reservations(int) IS
   'Tick step: reservations past reserved_until are dropped, so any capable agent may take the task.';
+
+-- Under past_deadline = expire, waiting work whose deadline has passed ends as expired.
+CREATE FUNCTION dispatch.expire_past_deadline(batch int DEFAULT 10000) RETURNS int
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+DECLARE
+  n int;
+BEGIN
+  IF (SELECT weights ->> 'past_deadline' FROM dispatch.policies WHERE active) IS DISTINCT FROM 'expire' THEN
+    RETURN 0;
+  END IF;
+  WITH late AS (
+    SELECT task_id FROM dispatch.tasks
+     WHERE state IN ('scheduled', 'ready') AND deadline IS NOT NULL AND deadline < clock_timestamp()
+     ORDER BY deadline
+     LIMIT batch
+       FOR UPDATE SKIP LOCKED),
+  gone AS (
+    UPDATE dispatch.tasks AS t SET state = 'expired', finished_at = clock_timestamp(),
+           error = 'deadline passed before an agent took it'
+      FROM late WHERE t.task_id = late.task_id
+    RETURNING t.task_id, t.tenant)
+  INSERT INTO dispatch.decisions (kind, task_id, tenant, policy_version, reason, actor)
+  SELECT 'expire', g.task_id, g.tenant, dispatch.policy_version(), 'deadline passed', dispatch.caller()
+    FROM gone AS g;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION dispatch.expire_past_deadline(int) IS
+  'Tick step: under the policy past_deadline = expire, waiting tasks whose deadline has passed end as expired (logged). Under run (the default) they still run and count as misses.';
+
+-- Each kind's average duration, folded from completions since the last fold (once a minute).
+CREATE FUNCTION dispatch.update_kind_stats() RETURNS int
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+DECLARE
+  since timestamptz;
+  n int;
+BEGIN
+  SELECT coalesce(max(updated_at), clock_timestamp() - interval '1 hour') INTO since FROM dispatch.kinds;
+  IF since > clock_timestamp() - interval '1 minute' THEN
+    RETURN 0;
+  END IF;
+  WITH batch AS (
+    SELECT kind, count(*) AS n,
+           sum(extract(epoch FROM finished_at - claimed_at)) AS total,
+           max(finished_at) AS last
+      FROM dispatch.tasks
+     WHERE finished_at > since AND state = 'done' AND claimed_at IS NOT NULL
+     GROUP BY kind),
+  upserted AS (
+    INSERT INTO dispatch.kinds AS k (kind, avg_seconds, completed, updated_at)
+    SELECT b.kind, b.total / b.n, b.n, b.last FROM batch AS b
+    ON CONFLICT (kind) DO UPDATE SET
+      -- A running average that forgets slowly: history counts as at most 100 tasks.
+      avg_seconds = (coalesce(k.avg_seconds, 0) * least(k.completed, 100) + EXCLUDED.avg_seconds * EXCLUDED.completed)
+                    / (least(k.completed, 100) + EXCLUDED.completed),
+      completed = k.completed + EXCLUDED.completed,
+      updated_at = EXCLUDED.updated_at
+    RETURNING 1)
+  SELECT count(*) INTO n FROM upserted;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION dispatch.update_kind_stats() IS
+  'Tick step, at most once a minute: folds the durations of tasks completed since the last fold into dispatch.kinds.avg_seconds, the cost of tasks submitted without est_duration.';
 
 -- The fair-share virtual starts, written back so a restart resumes them.
 CREATE FUNCTION dispatch.persist_fair_share() RETURNS int
@@ -129,9 +197,11 @@ BEGIN
   report := report || jsonb_build_object('requeued', dispatch.requeue_expired());
   report := report || jsonb_build_object('lost', dispatch.requeue_lost_agents());
   report := report || jsonb_build_object('reservations_expired', dispatch.expire_reservations());
+  report := report || jsonb_build_object('expired', dispatch.expire_past_deadline());
+  report := report || jsonb_build_object('kinds_updated', dispatch.update_kind_stats());
   report := report || jsonb_build_object('fair_share_saved', dispatch.persist_fair_share());
   RETURN report;
 END
 $$;
 COMMENT ON FUNCTION dispatch.tick() IS
-  'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+  'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, expire work past its deadline (policy), update kind averages, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';

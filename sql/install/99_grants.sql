@@ -16,8 +16,12 @@ GRANT EXECUTE ON FUNCTION
 TO dispatch_agent, dispatch_reader, dispatch_admin;
 
 GRANT EXECUTE ON FUNCTION
-  dispatch.queue_map(), dispatch.virtual_time()
+  dispatch.queue_map(), dispatch.virtual_time(), dispatch.explain(bigint),
+  dispatch.personality_match(real[], real[]), dispatch.trait_limits_ok(real[], real[])
 TO dispatch_reader, dispatch_admin;
+
+-- explain_next checks itself: the agent's owner, dispatch_reader or dispatch_admin.
+GRANT EXECUTE ON FUNCTION dispatch.explain_next(text) TO dispatch_agent, dispatch_reader, dispatch_admin;
 
 -- Agents and the apps that feed them.
 GRANT EXECUTE ON FUNCTION
@@ -28,7 +32,7 @@ GRANT EXECUTE ON FUNCTION
   dispatch.register_agent(text, text[], int, real[], int, text, real, jsonb, name),
   dispatch.deregister_agent(text),
   dispatch.submit(text, jsonb, text, text, text[], timestamptz, interval, text, timestamptz, text, real[], int, text, int, bigint, bigint[], text, text, uuid, jsonb, boolean),
-  dispatch.cancel(bigint)
+  dispatch.cancel(bigint), dispatch.assign(bigint)
 TO dispatch_agent, dispatch_admin;
 
 -- Operators.
