@@ -142,6 +142,25 @@ SELECT pg_temp.check('0 12 * * *', '2026-10-02 12:00Z', 'Australia/Lord_Howe',
                      '{2026-10-03 01:30Z, 2026-10-04 01:00Z}');
 
 ------------------------------------------------------------------------------------------
+-- Pacific/Apia: a whole local day skipped (2011) and one repeated (1892)
+------------------------------------------------------------------------------------------
+-- Samoa went from -10 to +14 at 2011-12-30 10:00Z, so local Dec 30 never happened. Noon
+-- on Dec 29 (-10) is 22:00Z; noon on Dec 30 falls in the gap and fires at its end, local
+-- Dec 31 00:00 = Dec 30 10:00Z; noon on Dec 31 (+14) is Dec 30 22:00Z.
+SELECT pg_temp.check('0 12 * * *', '2011-12-29 09:00Z', 'Pacific/Apia',
+                     '{2011-12-29 22:00Z, 2011-12-30 10:00Z, 2011-12-30 22:00Z}');
+-- In 1892 Apia went from +12:33:04 to -11:26:56 at Jul 4 11:26:56Z, so local Jul 4 ran
+-- twice. Noon Jul 4 fires at its first run, 12:00 - 12:33:04 = Jul 3 23:26:56Z, and not
+-- again; then noon Jul 5 (-11:26:56) = Jul 5 23:26:56Z.
+SELECT pg_temp.check('0 12 * * *', '1892-07-03 00:00Z', 'Pacific/Apia',
+                     '{1892-07-03 23:26:56Z, 1892-07-05 23:26:56Z}');
+-- Every minute, asked from inside the second run of Jul 4 (12:00Z = local 00:33:04): each
+-- remaining Jul 4 minute already fired in the first run, so the next is local Jul 5 00:00
+-- = Jul 5 11:26:56Z.
+SELECT pg_temp.check('* * * * *', '1892-07-04 12:00Z', 'Pacific/Apia',
+                     '{1892-07-05 11:26:56Z}');
+
+------------------------------------------------------------------------------------------
 -- Calendar: month ends, leap days, L / W / #, year boundaries (UTC)
 ------------------------------------------------------------------------------------------
 -- The 31st skips 30-day months: after Apr 1 comes May 31, Jul 31 (not Jun 31).
