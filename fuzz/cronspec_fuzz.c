@@ -304,7 +304,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(cronspec_parse((const char *) data, size, &s2, NULL, 0) &&
 		  memcmp(&s, &s2, sizeof(s)) == 0, "parse is not deterministic");
 	if (s.kind == CRONSPEC_CRON)
+	{
+		/* Every accepted field selects something; an empty one would never fire silently. */
+		uint8_t		nth = 0;
+
+		for (int w = 0; w < 7; w++)
+			nth |= s.dow_nth[w];
 		CHECK(s.minutes != 0 && s.hours != 0 && s.months != 0, "empty time field");
+		CHECK(s.dom_mode != CRONSPEC_DAY_SET || (s.dom | s.dom_nearest | s.dom_special) != 0,
+			  "empty day-of-month field");
+		CHECK(s.dow_mode != CRONSPEC_DAY_SET || (s.dow | s.dow_last | nth) != 0,
+			  "empty day-of-week field");
+		CHECK((s.years[0] | s.years[1] | s.years[2] | s.years[3]) != 0, "empty year field");
+	}
 
 	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
 	{

@@ -231,6 +231,10 @@ SELECT pg_temp.check('15-45/30 9 * jan-Feb mon-FRI', '2026-01-01 09:20Z', 'UTC',
 -- Sunday is 0 and 7; SAT-SUN is 6-7.
 SELECT pg_temp.check('0 0 * * SAT-SUN', '2026-01-01 00:00Z', 'UTC',
                      '{2026-01-03 00:00Z, 2026-01-04 00:00Z, 2026-01-10 00:00Z}');
+-- N/step runs from N to the field's end: minutes 5/20 are 5, 25, 45; day-of-week 7/2 is
+-- just 7, Sunday (Jan 4 2026).
+SELECT pg_temp.check('5/20 0 * * 7/2', '2026-01-01 00:00Z', 'UTC',
+                     '{2026-01-04 00:05Z, 2026-01-04 00:25Z, 2026-01-04 00:45Z, 2026-01-11 00:05Z}');
 -- Never: Feb 30 does not exist; nor does Apr 31.
 SELECT pg_temp.check('0 0 30 2 *', '2026-01-01 00:00Z', 'UTC', '{NULL}');
 SELECT pg_temp.check('cron(0 0 31 4 ? *)', '2026-01-01 00:00Z', 'UTC', '{NULL}');

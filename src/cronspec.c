@@ -413,7 +413,7 @@ parse_item(parser *ps, const fielddef *f, const char *p, const char *e, fieldval
 			}
 		}
 		else if (p < e && *p == '/')
-			hi = f->star_max;
+			hi = f->max;		/* not star_max: 7/2 in day-of-week is Sunday, not nothing */
 	}
 	if (p < e && *p == '/')
 	{
