@@ -48,3 +48,13 @@ prove-pgtap:
 
 bench:
 	bench/run.sh
+
+# libFuzzer harness for the schedule spec parser and next-fire arithmetic (fuzz/README.md).
+# Built from the pure C files alone: no PostgreSQL headers or server needed.
+.PHONY: fuzz
+fuzz: fuzz/cronspec_fuzz
+fuzz/cronspec_fuzz: fuzz/cronspec_fuzz.c src/cronspec.c src/cronnext.c src/cronspec.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	      -Wall -Wextra -Wno-unused-parameter -Werror -I src -o $@ \
+	      fuzz/cronspec_fuzz.c src/cronspec.c src/cronnext.c
+EXTRA_CLEAN += fuzz/cronspec_fuzz
