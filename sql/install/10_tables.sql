@@ -182,6 +182,10 @@ CREATE SEQUENCE dispatch.decisions_decision_id_seq AS bigint OWNED BY dispatch.d
 ALTER TABLE dispatch.decisions
   ALTER COLUMN decision_id SET DEFAULT pg_catalog.nextval('dispatch.decisions_decision_id_seq');
 CREATE TABLE dispatch.decisions_default PARTITION OF dispatch.decisions DEFAULT;
+COMMENT ON TABLE dispatch.decisions_default IS
+  'Default partition of dispatch.decisions: rows outside every time partition land here.';
+COMMENT ON SEQUENCE dispatch.decisions_decision_id_seq IS
+  'Numbers the rows of dispatch.decisions in the order they were written.';
 CREATE INDEX decisions_task_idx ON dispatch.decisions (task_id, at);
 CREATE INDEX decisions_agent_idx ON dispatch.decisions (agent_id, at);
 COMMENT ON TABLE dispatch.decisions IS

@@ -21,7 +21,7 @@ INSERT INTO dispatch.policies (weights, note, active)
 VALUES (dispatch.policy_normalize('{}'), 'defaults', true);
 
 CREATE FUNCTION dispatch.dispatch_next(agent_id text) RETURNS dispatch.tasks
-  LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+  LANGUAGE c VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, dispatch, pg_temp
   AS 'MODULE_PATHNAME', 'dispatch_next';
 COMMENT ON FUNCTION dispatch.dispatch_next(text) IS
