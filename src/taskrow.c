@@ -228,7 +228,8 @@ check_unit_vector(ArrayType *arr, const char *what)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s values must be between 0 and 1", what),
-					 errdetail("Element %d is %g.", i + 1, (double) v[i])));
+					 errdetail("Element %d is %g.", i + 1, (double) v[i]),
+					 errhint("Traits and profiles are positions on each dimension, from 0 to 1.")));
 }
 
 /* ---- derivation --------------------------------------------------------- */

@@ -149,11 +149,13 @@ COMMENT ON COLUMN dispatch.tasks.cost IS 'Derived: estimated seconds of work, ch
 COMMENT ON COLUMN dispatch.tasks.reserved_for IS 'Reserved for this agent (session affinity or dispatch.assign) until reserved_until.';
 
 -- The claim path's indexes (doc/design.md §5-6). Partial, so they hold only waiting work.
-CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey)
+-- task_id last breaks ties (tasks made ready in one transaction share skey) first come, first
+-- served, whatever the rows' physical order: a released task keeps its place among its peers.
+CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey, task_id)
   WHERE state = 'ready' AND reserved_for IS NULL;
-CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey)
+CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey, task_id)
   WHERE state = 'ready' AND reserved_for IS NOT NULL;
-CREATE INDEX tasks_urgent_idx ON dispatch.tasks (sig, urgent_at)
+CREATE INDEX tasks_urgent_idx ON dispatch.tasks (sig, urgent_at, task_id)
   WHERE state = 'ready' AND urgent_at IS NOT NULL;
 -- The worker's: due scheduled work, expiring leases (also: the tasks each agent holds).
 CREATE INDEX tasks_scheduled_idx ON dispatch.tasks (run_at) WHERE state = 'scheduled';

@@ -216,7 +216,8 @@ DECLARE
   t dispatch.tasks;
 BEGIN
   IF task_id IS NULL THEN
-    RAISE EXCEPTION 'task_id must not be null' USING ERRCODE = '22004';
+    RAISE EXCEPTION 'task_id must not be null' USING ERRCODE = '22004',
+      HINT = 'Pass the task_id returned by submit().';
   END IF;
   SELECT * INTO t FROM dispatch.tasks AS k WHERE k.task_id = cancel.task_id FOR UPDATE;
   IF NOT FOUND THEN
