@@ -162,3 +162,18 @@ SELECT t.kind, d.agent_id, d.factors->>'lane' AS lane, d.factors->>'priority' AS
        (d.factors->>'age')::float8 >= 3600 AS age_includes_bonus
   FROM dispatch.decisions d JOIN dispatch.tasks t USING (task_id)
  WHERE d.kind = 'claim' AND t.tenant = 't04p' AND t.kind = 'prio-critical';
+
+-- A transaction's claims see the work it submitted itself, before it commits; after a
+-- rollback there is nothing.
+SELECT (dispatch.register_agent('c-tx', '{tx}', 5)).agent_id;
+BEGIN;
+SELECT dispatch.submit('same-transaction', tenant => 't04t', requires => '{tx}') AS same_tx \gset
+SELECT task_id = :same_tx AS sees_own_work, state FROM dispatch.dispatch_next('c-tx');
+ROLLBACK;
+SELECT dispatch.dispatch_next('c-tx') IS NULL AS nothing_after_rollback;
+BEGIN;
+SELECT count(dispatch.submit('same-tx-' || p, tenant => 't04t', priority => p, requires => '{tx}'))
+  FROM unnest(ARRAY['low', 'critical']) AS p;
+SELECT kind FROM dispatch.dispatch_next('c-tx', 5);
+COMMIT;
+SELECT running FROM dispatch.agents WHERE agent_id = 'c-tx';
