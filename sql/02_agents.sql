@@ -94,3 +94,13 @@ SELECT public.try($$SELECT dispatch.drain_agent('nobody')$$);
 SELECT public.try($$SELECT dispatch.deregister_agent('nobody')$$);
 SELECT public.try($$SELECT dispatch.dispatch_next('nobody')$$);
 SELECT public.try($$SELECT dispatch.dispatch_next('nobody', 2)$$);
+
+-- TRUNCATE of the tasks (an operator clearing the queue) gives every agent its capacity back.
+SELECT (dispatch.register_agent('ag-4', capacity => 1)).agent_id;
+SELECT dispatch.submit('to-be-truncated', tenant => 't02c') AS tr1 \gset
+SELECT task_id = :tr1 AS claimed FROM dispatch.dispatch_next('ag-4');
+SELECT agent_id, running, status FROM dispatch.agents WHERE running > 0 ORDER BY 1;
+TRUNCATE dispatch.tasks;
+SELECT agent_id, running, status FROM dispatch.agents ORDER BY 1;
+SELECT dispatch.submit('after-truncate', tenant => 't02c') AS tr2 \gset
+SELECT task_id = :tr2 AS claimed_after_truncate FROM dispatch.dispatch_next('ag-4');
