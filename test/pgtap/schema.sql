@@ -3,7 +3,7 @@
 -- which function: dispatch_agent the agent and submitter functions, dispatch_reader only the
 -- read-only ones, dispatch_admin everything; PUBLIC nothing.
 BEGIN;
-SELECT plan(198);
+SELECT plan(254);
 
 SELECT has_schema('dispatch');
 SELECT has_table('dispatch', t, 'table dispatch.' || t || ' exists')
@@ -13,9 +13,9 @@ SELECT col_is_pk('dispatch', 'agents', 'agent_id', 'agents.agent_id is the prima
 SELECT col_is_pk('dispatch', 'tenants', 'tenant', 'tenants.tenant is the primary key');
 SELECT col_is_pk('dispatch', 'policies', 'version', 'policies.version is the primary key');
 
--- Columns of DESIGN.md §1, with their types.
-SELECT col_type_is('dispatch', tbl, col, typ, tbl || '.' || col || ' is ' || typ)
-  FROM (VALUES
+-- Columns of DESIGN.md §1, each present and of its type.
+CREATE TEMP TABLE contract_columns (tbl name, col name, typ text);
+INSERT INTO contract_columns VALUES
     ('agents', 'agent_id', 'text'), ('agents', 'capabilities', 'text[]'), ('agents', 'capacity', 'integer'),
     ('agents', 'running', 'integer'), ('agents', 'status', 'text'), ('agents', 'traits', 'real[]'),
     ('agents', 'clearance', 'integer'), ('agents', 'region', 'text'), ('agents', 'speed', 'real'),
@@ -38,7 +38,9 @@ SELECT col_type_is('dispatch', tbl, col, typ, tbl || '.' || col || ' is ' || typ
     ('decisions', 'kind', 'text'), ('decisions', 'task_id', 'bigint'), ('decisions', 'agent_id', 'text'),
     ('decisions', 'policy_version', 'integer'), ('decisions', 'score', 'double precision'),
     ('decisions', 'factors', 'jsonb'), ('decisions', 'candidates', 'integer'),
-    ('policies', 'weights', 'jsonb'), ('policies', 'active', 'boolean')) AS c(tbl, col, typ);
+    ('policies', 'weights', 'jsonb'), ('policies', 'active', 'boolean');
+SELECT has_column('dispatch', tbl, col, tbl || '.' || col || ' exists') FROM contract_columns;
+SELECT col_type_is('dispatch', tbl, col, typ, tbl || '.' || col || ' is ' || typ) FROM contract_columns;
 SELECT col_not_null('dispatch', 'tasks', c, 'tasks.' || c || ' is NOT NULL') FROM unnest(ARRAY['tenant', 'kind', 'payload', 'priority', 'requires', 'state']) AS c;
 SELECT col_has_check('dispatch', 'tasks', 'priority', 'tasks.priority has a CHECK');
 SELECT col_has_check('dispatch', 'tasks', 'state', 'tasks.state has a CHECK');
