@@ -20,13 +20,21 @@ chown -R postgres:postgres "$work"
 as_pg() { runuser -u postgres -- env PATH="$PATH" PG_CONFIG="$PG_CONFIG" "$@"; }
 
 status=0
-echo "== pg_regress, isolation and TAP suites (make installcheck)"
-if ! as_pg env PATH="$PATH" make -C "$work" -s PG_CONFIG="$PG_CONFIG" installcheck; then
-  status=1
-  for f in "$work"/regression.diffs "$work"/test/isolation/output_iso/regression.diffs; do
-    [ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
-  done
-  ls "$work"/tmp_check/log 2>/dev/null | head -20 || true
+# One make run per suite, so a failure in one still lets the others run and report.
+suite() { as_pg make -C "$work" -s PG_CONFIG="$PG_CONFIG" "$@" installcheck; }
+show() { for f in "$@"; do [ -f "$f" ] && { echo "---- $f"; tail -n 200 "$f"; }; done; return 0; }
+
+echo "== pg_regress (sql/, expected/)"
+if ! suite ISOLATION= TAP_TESTS=; then
+  status=1; show "$work/regression.diffs"
+fi
+echo "== isolation specs (test/isolation)"
+if ! suite REGRESS= TAP_TESTS=; then
+  status=1; show "$work/test/isolation/output_iso/regression.diffs"
+fi
+echo "== Perl TAP tests (test/t)"
+if ! suite REGRESS= ISOLATION=; then
+  status=1; show "$work"/tmp_check/log/regress_log_*
 fi
 
 echo "== pgTAP suites (pg_prove)"

@@ -72,6 +72,15 @@ dispatch_shmem_startup(void)
 static void
 define_settings(void)
 {
+	/*
+	 * Settings read at server start (shared memory sizes, the worker's
+	 * databases) can only be PGC_POSTMASTER while shared_preload_libraries
+	 * is processed: defining one later is a FATAL error, which would break
+	 * the first call in every session when the library is not preloaded.
+	 * Then they are internal, read-only at their defaults.
+	 */
+	GucContext	at_start = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL;
+
 	DefineCustomIntVariable("dispatch.lease_time",
 							"How long a claim lasts before the worker requeues the task (seconds).",
 							"An agent keeps a task longer with dispatch.extend_lease().",
@@ -86,7 +95,7 @@ define_settings(void)
 							   "Databases the background worker serves (comma-separated).",
 							   "One worker runs per database listed. Needs a restart.",
 							   &dispatch_database_name, "postgres",
-							   PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
+							   at_start, GUC_LIST_INPUT, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.naptime",
 							"Time between two ticks of the background worker (milliseconds).",
 							NULL,
@@ -96,22 +105,22 @@ define_settings(void)
 							"Tenants the shared queue map can hold per database (count). Needs a restart.",
 							"Each tenant slot takes about 300 bytes of shared memory.",
 							&dispatch_max_tenants, 4096, 64, 1000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							at_start, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.max_signatures",
 							"Distinct capability signatures the shared queue map can hold per database (count). Needs a restart.",
 							"A signature is a distinct (requires, sensitivity, region) of a task.",
 							&dispatch_max_signatures, 1024, 16, 100000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							at_start, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.max_queues",
 							"(signature, tenant) queues the shared queue map can hold per database (count). Needs a restart.",
 							NULL,
 							&dispatch_max_queues, 32768, 256, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							at_start, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.max_databases",
 							"Databases that can keep their queue map in shared memory (count). Needs a restart.",
 							"Further databases keep a per-session map.",
 							&dispatch_max_databases, 4, 1, 64,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							at_start, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.local_refresh",
 							"Without shared memory, how old a session's queue map may get before it is rebuilt (milliseconds).",
 							NULL,

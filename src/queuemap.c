@@ -457,6 +457,23 @@ qm_new_note(QmNoteKind kind, const char *tenant)
 	return n;
 }
 
+/*
+ * The smallest skey this transaction has made ready in (sig, tenant) and not
+ * yet committed, or DT_NOEND.  Its own claims must see that work, as any
+ * query sees its own rows, but the map hears of it only at commit.
+ */
+static TimestampTz
+qm_pending_head(int32 sig, const char *tenant)
+{
+	TimestampTz head = DT_NOEND;
+
+	for (int i = 0; i < nnotes; i++)
+		if (notes[i].kind == NOTE_READY && notes[i].sig == sig &&
+			strcmp(notes[i].tenant, tenant) == 0 && notes[i].ts < head)
+			head = notes[i].ts;
+	return head;
+}
+
 void
 qm_note_ready(int32 sig, const char *tenant, TimestampTz skey)
 {
@@ -727,6 +744,20 @@ qm_read_for_pick(const int32 *sigs, int nsigs, int k, TimestampTz now, QmPickVie
 		for (int w = 0; w < words; w++)
 			eligible[w] |= row[w];
 	}
+	/* Plus the queues this transaction has made ready work in (qm_pending_head). */
+	for (int n = 0; n < nnotes; n++)
+	{
+		int			idx,
+					slot;
+
+		if (notes[n].kind != NOTE_READY ||
+			(idx = qm_find_sig(map, notes[n].sig)) < 0 ||
+			(slot = qm_find_slot(map, notes[n].tenant)) < 0)
+			continue;
+		for (int i = 0; i < nidx; i++)
+			if (sigidx[i] == idx)
+				eligible[slot / 64] |= UINT64CONST(1) << (slot % 64);
+	}
 
 	/* The k fairest eligible tenants under their cap, by effective start. */
 	for (int w = 0; w < words; w++)
@@ -770,14 +801,16 @@ qm_read_for_pick(const int32 *sigs, int nsigs, int k, TimestampTz now, QmPickVie
 		{
 			int			slot = view->tenants[t].slot;
 			QmPair	   *pair;
+			TimestampTz pending = nnotes > 0 ?
+				qm_pending_head(map->sigs[sigidx[i]].sig_id, view->tenants[t].name) : DT_NOEND;
 
-			if (!qm_bit(map, sigidx[i], slot) ||
+			if ((!qm_bit(map, sigidx[i], slot) && pending == DT_NOEND) ||
 				(pair = qm_find_pair(map, sigidx[i], slot)) == NULL)
 				continue;
 			view->queues[view->nqueues].sig = map->sigs[sigidx[i]].sig_id;
 			view->queues[view->nqueues].slot = t;
 			view->queues[view->nqueues].epoch = pair->epoch;
-			view->queues[view->nqueues].head = pair->head;
+			view->queues[view->nqueues].head = Min(pair->head, pending);
 			view->nqueues++;
 		}
 

@@ -164,7 +164,8 @@ require_text(Row *r, AttrNumber att, const char *what, int maxbytes)
 	if ((int) strlen(s) > maxbytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("task %s is longer than %d bytes", what, maxbytes)));
+				 errmsg("task %s is longer than %d bytes", what, maxbytes),
+				 errhint("Use a short name; put details in the payload.")));
 }
 
 static int
@@ -173,6 +174,11 @@ check_priority(Row *r, const TaskCols *tc)
 	char	   *p = get_cstring(r, tc->priority);
 	int			idx = p ? priority_index(p) : -1;
 
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("task priority must not be null"),
+				 errhint("The priorities are critical, high, normal and low; leave it out for normal.")));
 	if (idx < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -226,7 +232,8 @@ check_unit_vector(ArrayType *arr, const char *what)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s values must be between 0 and 1", what),
-					 errdetail("Element %d is %g.", i + 1, (double) v[i])));
+					 errdetail("Element %d is %g.", i + 1, (double) v[i]),
+					 errhint("Traits and profiles are positions on each dimension, from 0 to 1.")));
 }
 
 /* ---- derivation --------------------------------------------------------- */
@@ -259,7 +266,8 @@ derive_signature(Row *r, const TaskCols *tc)
 	if (DatumGetInt32(sens) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("task sensitivity must be 0 or more")));
+				 errmsg("task sensitivity must be 0 or more"),
+				 errhint("Only agents with clearance >= sensitivity may take the task; 0 means any agent.")));
 	sig = sig_intern(n1 ? NULL : DatumGetArrayTypeP(req), DatumGetInt32(sens),
 					 n3 ? NULL : DatumGetTextPP(reg), &canonical);
 	set(r, tc->requires, PointerGetDatum(canonical), false);
@@ -599,7 +607,14 @@ note_entries(Row *old, Row *new, const TaskCols *tc)
 
 	if (old == NULL || moved)
 		ensure_queue(sig, tenant);
-	if (in_ready_index(new, tc) && (old == NULL || moved || !in_ready_index(old, tc)))
+	/*
+	 * A ready task whose skey moved (its priority or ready_at changed) must
+	 * lower its queue's head hint too: hints are lower bounds, and the pick
+	 * stops at the first queue whose hint is worse than its best task.
+	 */
+	if (in_ready_index(new, tc) &&
+		(old == NULL || moved || !in_ready_index(old, tc) ||
+		 datum_changed(old, new, tc->skey, true, 8)))
 	{
 		ensure_queue(sig, tenant);
 		qm_note_ready(sig, tenant, DatumGetTimestampTz(get(new, tc->skey, &isnull)));
@@ -728,14 +743,16 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 		datum_changed(&old, &new, tc->deadline, true, 8))
 		derive_deadline(&new, tc, pol);
 
-	/* skey: when the task becomes ready, or its priority changes while ready. */
+	/* skey: when the task becomes ready, or its priority or ready_at changes while ready. */
 	{
 		int			prio = check_priority(&new, tc);
 		bool		becomes_ready = in_state(&new, tc, "ready") &&
 			(derive_all || !in_state(&old, tc, "ready"));
 
 		if (becomes_ready ||
-			(in_state(&new, tc, "ready") && text_changed(&old, &new, tc->priority)))
+			(in_state(&new, tc, "ready") &&
+			 (text_changed(&old, &new, tc->priority) ||
+			  datum_changed(&old, &new, tc->ready_at, true, 8))))
 			derive_skey(&new, tc, pol, prio);
 		else if (derive_all)
 			set(&new, tc->skey, (Datum) 0, true);

@@ -151,11 +151,13 @@ COMMENT ON COLUMN dispatch.tasks.reserved_for IS 'Reserved for this agent until 
 COMMENT ON COLUMN dispatch.tasks.reservation IS 'Why it is reserved: session (waits for the session''s agent at most affinity_wait) or assign (the agent takes it first).';
 
 -- The claim path's indexes (doc/design.md §5-6). Partial, so they hold only waiting work.
-CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey)
+-- task_id last breaks ties (tasks made ready in one transaction share skey) first come, first
+-- served, whatever the rows' physical order: a released task keeps its place among its peers.
+CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey, task_id)
   WHERE state = 'ready' AND reserved_for IS NULL;
-CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey)
+CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey, task_id)
   WHERE state = 'ready' AND reserved_for IS NOT NULL;
-CREATE INDEX tasks_urgent_idx ON dispatch.tasks (sig, urgent_at)
+CREATE INDEX tasks_urgent_idx ON dispatch.tasks (sig, urgent_at, task_id)
   WHERE state = 'ready' AND urgent_at IS NOT NULL;
 -- The worker's: due scheduled work, expiring leases (also: the tasks each agent holds).
 CREATE INDEX tasks_scheduled_idx ON dispatch.tasks (run_at) WHERE state = 'scheduled';
@@ -187,6 +189,10 @@ CREATE SEQUENCE dispatch.decisions_decision_id_seq AS bigint OWNED BY dispatch.d
 ALTER TABLE dispatch.decisions
   ALTER COLUMN decision_id SET DEFAULT pg_catalog.nextval('dispatch.decisions_decision_id_seq');
 CREATE TABLE dispatch.decisions_default PARTITION OF dispatch.decisions DEFAULT;
+COMMENT ON TABLE dispatch.decisions_default IS
+  'Default partition of dispatch.decisions: rows outside every time partition land here.';
+COMMENT ON SEQUENCE dispatch.decisions_decision_id_seq IS
+  'Numbers the rows of dispatch.decisions in the order they were written.';
 CREATE INDEX decisions_task_idx ON dispatch.decisions (task_id, at);
 CREATE INDEX decisions_agent_idx ON dispatch.decisions (agent_id, at);
 COMMENT ON TABLE dispatch.decisions IS

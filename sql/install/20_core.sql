@@ -21,7 +21,7 @@ INSERT INTO dispatch.policies (weights, note, active)
 VALUES (dispatch.policy_normalize('{}'), 'defaults', true);
 
 CREATE FUNCTION dispatch.dispatch_next(agent_id text) RETURNS dispatch.tasks
-  LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+  LANGUAGE c VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, dispatch, pg_temp
   AS 'MODULE_PATHNAME', 'dispatch_next';
 COMMENT ON FUNCTION dispatch.dispatch_next(text) IS
@@ -76,6 +76,23 @@ COMMENT ON FUNCTION dispatch.task_truncate() IS
 
 CREATE TRIGGER task_truncate AFTER TRUNCATE ON dispatch.tasks
   FOR EACH STATEMENT EXECUTE FUNCTION dispatch.task_truncate();
+
+-- TRUNCATE fires no row trigger, so nothing gave the agents their capacity back: after it no
+-- agent holds a task, and one left at running = capacity would never be given work again.
+CREATE FUNCTION dispatch.agents_release_all() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, dispatch, pg_temp AS $$
+BEGIN
+  UPDATE dispatch.agents
+     SET running = 0, status = CASE WHEN status = 'busy' THEN 'idle' ELSE status END,
+         idle_since = coalesce(idle_since, pg_catalog.now())
+   WHERE running <> 0;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION dispatch.agents_release_all() IS
+  'AFTER TRUNCATE trigger of dispatch.tasks: every agent holds nothing any more, so its running count goes back to 0.';
+CREATE TRIGGER agents_release_all AFTER TRUNCATE ON dispatch.tasks
+  FOR EACH STATEMENT EXECUTE FUNCTION dispatch.agents_release_all();
 
 CREATE FUNCTION dispatch.invalidate_cache() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'dispatch_invalidate_trigger';

@@ -93,7 +93,7 @@ DECLARE
   caps text[] := dispatch.canonical_labels(capabilities, 'capabilities');
 BEGIN
   IF agent_id IS NULL OR agent_id = '' THEN
-    RAISE EXCEPTION 'agent_id must not be empty'
+    RAISE EXCEPTION 'agent_id must not be %', CASE WHEN agent_id IS NULL THEN 'null' ELSE 'empty' END
       USING ERRCODE = CASE WHEN agent_id IS NULL THEN '22004' ELSE '22023' END,
             HINT = 'Name the agent, for example ''agent-7''.';
   END IF;

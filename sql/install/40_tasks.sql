@@ -126,6 +126,10 @@ DECLARE
   delay float8;
   next_state text;
 BEGIN
+  IF retry IS NULL THEN
+    RAISE EXCEPTION 'retry must not be null' USING ERRCODE = '22004',
+      HINT = 'Pass retry => true to try again after a backoff, or retry => false to end the task as failed.';
+  END IF;
   IF retry AND t.attempts < t.max_attempts THEN
     -- Exponential backoff with jitter: half of it fixed, half random.
     delay := least(cap, base * 2 ^ (greatest(t.attempts, 1) - 1));
@@ -212,7 +216,8 @@ DECLARE
   t dispatch.tasks;
 BEGIN
   IF task_id IS NULL THEN
-    RAISE EXCEPTION 'task_id must not be null' USING ERRCODE = '22004';
+    RAISE EXCEPTION 'task_id must not be null' USING ERRCODE = '22004',
+      HINT = 'Pass the task_id returned by submit().';
   END IF;
   SELECT * INTO t FROM dispatch.tasks AS k WHERE k.task_id = cancel.task_id FOR UPDATE;
   IF NOT FOUND THEN

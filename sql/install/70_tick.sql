@@ -67,14 +67,19 @@ BEGIN
     SELECT task_id, agent_id FROM dispatch.tasks
      WHERE state = 'claimed' AND agent_id = ANY (lost)
        FOR UPDATE),
+  -- The attempt counts, as for an expired lease: a task that keeps killing its agents ends dead.
   back AS (
     UPDATE dispatch.tasks AS t
-       SET state = 'ready', agent_id = NULL, lease_until = NULL
+       SET state = CASE WHEN t.attempts < t.max_attempts THEN 'ready' ELSE 'dead' END,
+           finished_at = CASE WHEN t.attempts < t.max_attempts THEN NULL ELSE clock_timestamp() END,
+           error = 'agent lost', lease_until = NULL,
+           agent_id = CASE WHEN t.attempts < t.max_attempts THEN NULL ELSE t.agent_id END
       FROM held WHERE t.task_id = held.task_id
-    RETURNING t.task_id, t.tenant)
-  INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, actor)
-  SELECT 'lost', b.task_id, h.agent_id, b.tenant, dispatch.policy_version(),
-         'agent stopped sending heartbeats', dispatch.caller()
+    RETURNING t.task_id, t.state, t.tenant, t.attempts, t.max_attempts)
+  INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, factors, actor)
+  SELECT CASE WHEN b.state = 'ready' THEN 'lost' ELSE 'dead' END, b.task_id, h.agent_id, b.tenant,
+         dispatch.policy_version(), 'agent stopped sending heartbeats',
+         jsonb_build_object('attempt', b.attempts, 'max_attempts', b.max_attempts), dispatch.caller()
     FROM back AS b JOIN held AS h ON h.task_id = b.task_id;
   GET DIAGNOSTICS n = ROW_COUNT;
   -- Work that was waiting for a lost agent (session affinity, assignment) is free for anyone.
@@ -87,7 +92,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.requeue_lost_agents() IS
-  'Tick step: agents silent for longer than dispatch.agent_timeout are marked lost and their tasks go back to ready (logged as lost).';
+  'Tick step: agents silent for longer than dispatch.agent_timeout are marked lost and their tasks go back to ready (logged as lost), or end dead after max_attempts (the attempt counts, as for an expired lease).';
 
 -- Reservations (session affinity, push assignment) that ran out: anyone capable may take the task.
 CREATE FUNCTION dispatch.expire_reservations(batch int DEFAULT 10000) RETURNS int

@@ -1,0 +1,110 @@
+-- 01_install: CREATE EXTENSION dispatch made every object of the contract, documented and
+-- safe: the tables and the claim path's indexes, the three roles, a COMMENT on every function
+-- and table, search_path pinned on every SECURITY DEFINER function, nothing executable by PUBLIC.
+-- (pg_regress created the extension with --load-extension=dispatch.)
+\pset null '(null)'
+
+SELECT extname, extversion, extrelocatable, n.nspname AS schema
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE extname = 'dispatch';
+
+-- The library is preloaded in this instance (test/dispatch.conf).
+SELECT current_setting('shared_preload_libraries') AS preloaded;
+
+-- Tables of DESIGN.md §1 (and the internal ones of doc/design.md).
+SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class') IS NOT NULL AS has_comment
+  FROM pg_class c
+ WHERE c.relnamespace = 'dispatch'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+ ORDER BY 1;
+
+-- The columns of the contract, with their types.
+SELECT table_name, column_name, data_type
+  FROM information_schema.columns
+ WHERE table_schema = 'dispatch'
+   AND (table_name, column_name) IN (
+     ('agents', 'agent_id'), ('agents', 'capabilities'), ('agents', 'capacity'),
+     ('agents', 'running'), ('agents', 'status'), ('agents', 'traits'), ('agents', 'clearance'),
+     ('agents', 'region'), ('agents', 'speed'), ('agents', 'owner_role'), ('agents', 'last_seen'),
+     ('agents', 'attrs'),
+     ('tasks', 'task_id'), ('tasks', 'tenant'), ('tasks', 'kind'), ('tasks', 'payload'),
+     ('tasks', 'priority'), ('tasks', 'requires'), ('tasks', 'profile'), ('tasks', 'sensitivity'),
+     ('tasks', 'region'), ('tasks', 'deadline'), ('tasks', 'est_duration'), ('tasks', 'session_ref'),
+     ('tasks', 'run_at'), ('tasks', 'state'), ('tasks', 'agent_id'), ('tasks', 'attempts'),
+     ('tasks', 'max_attempts'), ('tasks', 'lease_until'), ('tasks', 'dispatch_key'),
+     ('tasks', 'run_id'), ('tasks', 'parent_id'), ('tasks', 'schedule_id'), ('tasks', 'depends_on'),
+     ('tasks', 'result'), ('tasks', 'error'),
+     ('tenants', 'tenant'), ('tenants', 'weight'), ('tenants', 'max_running'),
+     ('tenants', 'max_queued'), ('tenants', 'credit_balance'),
+     ('decisions', 'kind'), ('decisions', 'task_id'), ('decisions', 'agent_id'),
+     ('decisions', 'policy_version'), ('decisions', 'score'), ('decisions', 'factors'),
+     ('decisions', 'candidates'),
+     ('policies', 'version'), ('policies', 'weights'), ('policies', 'active'))
+ ORDER BY 1, 2;
+
+-- The CHECK constraints that keep priorities and states to their lists.
+SELECT conname, pg_get_constraintdef(oid) AS definition
+  FROM pg_constraint
+ WHERE conrelid = 'dispatch.tasks'::regclass AND conname IN ('tasks_priority_check', 'tasks_state_check');
+
+-- The claim path's indexes (doc/design.md §5-6) and the worker's.
+SELECT pg_get_indexdef(indexrelid) AS definition
+  FROM pg_index WHERE indrelid = 'dispatch.tasks'::regclass
+ ORDER BY indexrelid::regclass::text;
+SELECT pg_get_indexdef(indexrelid) AS definition
+  FROM pg_index WHERE indrelid IN ('dispatch.agents'::regclass, 'dispatch.decisions'::regclass)
+ ORDER BY indexrelid::regclass::text;
+
+-- The three group roles, created by the install script, without login.
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'dispatch\_%' ORDER BY 1;
+
+-- The functions of the contract: result, then each named argument with its default.
+SELECT p.proname, pg_get_function_result(p.oid) AS result, pronargs AS nargs
+  FROM pg_proc p
+ WHERE p.pronamespace = 'dispatch'::regnamespace
+   AND p.proname IN ('register_agent', 'heartbeat', 'deregister_agent', 'drain_agent', 'submit',
+                     'dispatch_next', 'complete', 'fail', 'abort', 'cancel', 'release',
+                     'extend_lease', 'tick', 'set_policy')
+ ORDER BY 1, 3;
+SELECT p.proname, a.n, a.argument
+  FROM pg_proc p,
+       regexp_split_to_table(pg_get_function_arguments(p.oid), ', ') WITH ORDINALITY AS a(argument, n)
+ WHERE p.pronamespace = 'dispatch'::regnamespace
+   AND p.proname IN ('register_agent', 'heartbeat', 'deregister_agent', 'submit', 'dispatch_next',
+                     'complete', 'fail', 'abort', 'cancel', 'release', 'extend_lease')
+ ORDER BY 1, p.pronargs, 2;
+
+-- Every function in schema dispatch has a COMMENT (none listed).
+SELECT p.oid::regprocedure AS function_without_comment
+  FROM pg_proc p
+ WHERE p.pronamespace = 'dispatch'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL;
+SELECT count(*) > 30 AS many_functions_checked
+  FROM pg_proc WHERE pronamespace = 'dispatch'::regnamespace;
+
+-- Every SECURITY DEFINER function pins search_path (none listed) ...
+SELECT p.oid::regprocedure AS definer_without_search_path
+  FROM pg_proc p
+ WHERE p.pronamespace = 'dispatch'::regnamespace AND p.prosecdef
+   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, dispatch, pg_temp'], false);
+-- ... and these are the SECURITY DEFINER functions.
+SELECT p.proname AS security_definer, p.pronargs AS nargs, p.provolatile AS volatility
+  FROM pg_proc p
+ WHERE p.pronamespace = 'dispatch'::regnamespace AND p.prosecdef
+ ORDER BY 1, 2;
+
+-- PUBLIC may execute nothing and read no table.
+SELECT p.oid::regprocedure AS public_may_execute
+  FROM pg_proc p
+ WHERE p.pronamespace = 'dispatch'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE');
+SELECT c.relname AS public_may_read
+  FROM pg_class c
+ WHERE c.relnamespace = 'dispatch'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+   AND has_table_privilege('public', c.oid, 'SELECT');
+
+-- The settings, with their defaults (the test instance sets database_name and naptime).
+SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'dispatch.%' ORDER BY 1;
+
+-- One policy, active, every key at its default.
+SELECT version, active, note, weights->'priority_bonus' AS priority_bonus,
+       weights->'fair_candidates' AS fair_candidates
+  FROM dispatch.policies;
+SELECT dispatch.policy_version();
