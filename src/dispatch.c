@@ -29,6 +29,7 @@
 #include "utils/lsyscache.h"
 
 #include "dispatch.h"
+#include "fanout.h"
 #include "queuemap.h"
 #include "worker.h"
 
@@ -132,6 +133,7 @@ define_settings(void)
 							NULL,
 							&dispatch_retry_max, 3600, 1, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	events_define_settings();
 	MarkGUCPrefixReserved("dispatch");
 }
 

@@ -63,6 +63,9 @@ task_cols(void)
 		cols.claimed_at = col(t, "claimed_at");
 		cols.payload = col(t, "payload");
 		cols.run_at = col(t, "run_at");
+		cols.run_id = col(t, "run_id");
+		cols.parent_id = col(t, "parent_id");
+		cols.depends_on = col(t, "depends_on");
 		cols_generation = cat->generation;
 	}
 	return &cols;

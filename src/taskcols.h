@@ -37,6 +37,10 @@ typedef struct TaskCols
 	AttrNumber	claimed_at;
 	AttrNumber	payload;
 	AttrNumber	run_at;
+	/* fan-out (doc/fanout.md) */
+	AttrNumber	run_id;
+	AttrNumber	parent_id;
+	AttrNumber	depends_on;
 } TaskCols;
 
 extern const TaskCols *task_cols(void);
