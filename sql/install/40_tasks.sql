@@ -128,13 +128,20 @@ CREATE FUNCTION dispatch.complete(task_id bigint, result jsonb DEFAULT NULL) RET
 DECLARE
   t dispatch.tasks := dispatch.task_for_holder(task_id, 'complete');
 BEGIN
+  -- The output contract (49_outputs.sql): a result that breaks it is refused, the lease kept.
+  IF t.outputs IS NOT NULL THEN
+    PERFORM dispatch.check_result(t.task_id, t.outputs, complete.result);
+  END IF;
   UPDATE dispatch.tasks AS k
      SET state = 'done', result = complete.result, finished_at = clock_timestamp(), lease_until = NULL
    WHERE k.task_id = t.task_id;
+  IF t.outputs IS NOT NULL THEN
+    PERFORM dispatch.bind_outputs(t, complete.result);
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION dispatch.complete(bigint, jsonb) IS
-  'The agent finished the task with this result. Only the agent holding the lease may complete it, once. Tasks waiting for this one are promoted at once.';
+  'The agent finished the task with this result. Only the agent holding the lease may complete it, once. A result that breaks the task''s outputs contract is refused (22023) and the task keeps its lease; bound outputs are written to their tables as the task''s owner, in the same transaction. Tasks waiting for this one are promoted at once.';
 
 CREATE FUNCTION dispatch.fail(task_id bigint, error text, retry boolean DEFAULT true) RETURNS text
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
