@@ -56,7 +56,7 @@ BEGIN
   LOOP
     IF submit.dispatch_key IS NOT NULL THEN
       SELECT k.task_id INTO id FROM dispatch.tasks AS k
-       WHERE k.tenant = submit.tenant AND k.dispatch_key = submit.dispatch_key
+       WHERE k.tenant = submit.tenant COLLATE "C" AND k.dispatch_key = submit.dispatch_key COLLATE "C"
          AND k.state IN ('scheduled', 'ready', 'claimed');
       IF FOUND THEN
         RETURN id;

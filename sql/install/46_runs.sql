@@ -3,8 +3,11 @@
 -- trigger sees to it). dispatch_key makes placement idempotent among unfinished tasks.
 
 -- One unfinished task per (tenant, dispatch_key): submit() returns the existing one, a sweep
--- counts it as a duplicate, a plain INSERT fails with unique_violation.
-CREATE UNIQUE INDEX tasks_dispatch_key_idx ON dispatch.tasks (tenant, dispatch_key)
+-- counts it as a duplicate, a plain INSERT fails with unique_violation. COLLATE "C": keys are
+-- compared byte for byte either way (deterministic collations), and memcmp is several times
+-- cheaper than the database collation on a sweep's 100,000 probes and insertions. Look-ups must
+-- say COLLATE "C" to use it.
+CREATE UNIQUE INDEX tasks_dispatch_key_idx ON dispatch.tasks (tenant COLLATE "C", dispatch_key COLLATE "C")
   WHERE dispatch_key IS NOT NULL AND state IN ('scheduled', 'ready', 'claimed');
 -- run_tree(): the run's tasks, then children by parent.
 CREATE INDEX tasks_run_idx ON dispatch.tasks (run_id);

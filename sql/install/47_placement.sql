@@ -129,7 +129,7 @@ BEGIN
   LOOP
     IF t ->> 'dispatch_key' IS NOT NULL THEN
       SELECT k.task_id INTO task_id FROM dispatch.tasks AS k
-       WHERE k.tenant = t_tenant AND k.dispatch_key = t ->> 'dispatch_key'
+       WHERE k.tenant = t_tenant COLLATE "C" AND k.dispatch_key = (t ->> 'dispatch_key') COLLATE "C"
          AND k.state IN ('scheduled', 'ready', 'claimed');
       IF FOUND THEN
         created := false;
@@ -246,25 +246,29 @@ BEGIN
   run := coalesce((task ->> 'run_id')::uuid, dispatch.new_run_id());
   body := task - 'run_at' - 'dispatch_key' - 'run_id';
   cols := ARRAY(SELECT k FROM jsonb_object_keys(body) AS k ORDER BY k);
-  -- One set-based INSERT ... SELECT: the rows are rendered in C, typed by jsonb_populate_record,
-  -- and a key already taken by an unfinished task is skipped (ON CONFLICT settles races).
+  -- One set-based INSERT ... SELECT: the rows are rendered in C, typed by jsonb_populate_record
+  -- (called as a scalar behind OFFSET 0: once per row, and without the per-row tuplestore a
+  -- function in FROM costs), and a key already taken by an unfinished task is skipped; ON
+  -- CONFLICT settles races. The look-up first keeps duplicates away from the row trigger.
   EXECUTE format($sql$
     WITH src AS MATERIALIZED (
       SELECT s.t, s.dispatch_key, s.run_at FROM dispatch.sweep_rows($1, $2, $3, $4, $5, $6, $7) AS s),
     ins AS (
       INSERT INTO dispatch.tasks AS k (%s, dispatch_key, run_at, run_id, owner_role, schedule_id)
-      SELECT %s, src.dispatch_key, src.run_at, $8, $6, $9
-        FROM src CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::dispatch.tasks, src.t) AS r
-       WHERE src.dispatch_key IS NULL OR NOT EXISTS (
+      SELECT %s, x.dispatch_key, x.run_at, $8, $6, $9
+        FROM (SELECT pg_catalog.jsonb_populate_record(NULL::dispatch.tasks, src.t) AS r, src.dispatch_key, src.run_at
+                FROM src OFFSET 0) AS x
+       WHERE x.dispatch_key IS NULL OR NOT EXISTS (
                SELECT FROM dispatch.tasks AS e
-                WHERE e.tenant = coalesce(r.tenant, 'default') AND e.dispatch_key = src.dispatch_key
+                WHERE e.tenant = coalesce((x.r).tenant, 'default') COLLATE "C"
+                  AND e.dispatch_key = x.dispatch_key COLLATE "C"
                   AND e.state IN ('scheduled', 'ready', 'claimed'))
       ON CONFLICT (tenant, dispatch_key)
          WHERE dispatch_key IS NOT NULL AND state IN ('scheduled', 'ready', 'claimed') DO NOTHING
       RETURNING 1)
     SELECT (SELECT count(*) FROM src), (SELECT count(*) FROM ins)$sql$,
     (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) AS c),
-    (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(cols) AS c))
+    (SELECT string_agg(format('(x.r).%I', c), ', ') FROM unnest(cols) AS c))
   INTO total, created
   USING query, body, coalesce(key, task ->> 'dispatch_key'), spread, task -> 'run_at', run_as,
         search_path, run, schedule_id;
