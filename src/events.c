@@ -14,8 +14,10 @@
  *	 - up to dispatch.notify_max_tasks changes: one dispatch_events message
  *	   each, {"task_id", "state", "tenant", "run_id"};
  *	 - more: one message per (tenant, run_id, state) with a "count"; and if
- *	   even those are too many, one per (tenant, state) with "count" and
- *	   "runs".  A sweep of 100,000 tasks sends one message, not 100,000.
+ *	   even those are too many (a bulk INSERT makes a run per task), one per
+ *	   (tenant, state) with a "count".  A sweep of 100,000 tasks sends one
+ *	   message, not 100,000; a bulk write counts each row in O(1) (the last
+ *	   group is remembered), never more than a few hundred hash entries.
  *	 - agents: one message per agent channel, {"ready": n}.  For each
  *	   signature that got n newly ready tasks, at most n agents are woken
  *	   (idle ones first, longest idle first, through agents_idle_idx; then
@@ -65,6 +67,10 @@ events_define_settings(void)
 							 "Send NOTIFY dispatch_events and dispatch_agent_<id> when tasks change state.",
 							 "Turn off for bulk loads nobody listens to; notifications serialize commits briefly.",
 							 &dispatch_notify, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("dispatch.notify_deferred",
+							 "Hand task events to the notifier worker instead of sending NOTIFY from the committing transaction.",
+							 "PostgreSQL serializes the commits of transactions that NOTIFY; the notifier keeps that off submit() and complete(). Needs the library preloaded and the database in dispatch.database_name.",
+							 &dispatch_notify_deferred, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.notify_max_tasks",
 							"Most dispatch_events messages one transaction sends about single tasks (count).",
 							"A transaction that changes more tasks sends one message per run and state, with a count.",
@@ -113,9 +119,13 @@ static TaskEvent *singles = NULL;
 static int	nsingles = 0;
 static int	maxsingles = 0;
 static HTAB *groups = NULL;		/* once the singles overflowed */
+static bool coarse = false;		/* groups ignore the run: too many runs */
 static HTAB *wakes = NULL;
+static TaskEvent *last_group = NULL;	/* the entry counted last, for bulk writes */
+static Wake *last_wake = NULL;
 static bool callbacks_registered = false;
 static bool sending = false;	/* our own subtransaction at pre-commit */
+static StringInfo deferred = NULL;	/* records for the notifier, pushed at commit */
 
 static void
 events_reset(void)
@@ -123,7 +133,10 @@ events_reset(void)
 	singles = NULL;
 	nsingles = 0;
 	groups = NULL;
+	coarse = false;
 	wakes = NULL;
+	last_group = NULL;
+	last_wake = NULL;
 }
 
 static HTAB *
@@ -145,6 +158,31 @@ group_add(const EventKey *key, int64 count)
 	TaskEvent  *e = hash_search(groups, key, HASH_ENTER, &found);
 
 	e->task_id = found ? e->task_id + count : count;
+	last_group = e;
+}
+
+/* A task became ready: count it for its signature, or for the agent it is reserved for. */
+static void
+note_wake(int32 sig, const char *agent, int level)
+{
+	WakeKey		wk;
+	bool		found;
+
+	if (last_wake && last_wake->key.level == level && last_wake->key.sig == sig &&
+		strcmp(last_wake->key.agent, agent ? agent : "") == 0)
+	{
+		last_wake->count++;
+		return;
+	}
+	MemSet(&wk, 0, sizeof(wk));
+	wk.sig = sig;
+	if (agent)
+		strlcpy(wk.agent, agent, sizeof(wk.agent));
+	wk.level = level;
+	if (wakes == NULL)
+		wakes = new_table("dispatch agent wake-ups", sizeof(WakeKey), sizeof(Wake));
+	last_wake = hash_search(wakes, &wk, HASH_ENTER, &found);
+	last_wake->count = found ? last_wake->count + 1 : 1;
 }
 
 /* Too many single events: from now on, count them per (tenant, run, state). */
@@ -155,6 +193,31 @@ overflow_to_groups(void)
 	for (int i = 0; i < nsingles; i++)
 		group_add(&singles[i].key, 1);
 	nsingles = 0;
+}
+
+/*
+ * Too many runs as well (a bulk INSERT makes one run per task): count per
+ * (tenant, state) from now on.
+ */
+static void
+coarsen_groups(void)
+{
+	HTAB	   *old = groups;
+	HASH_SEQ_STATUS seq;
+	TaskEvent  *e;
+
+	groups = new_table("dispatch task events", sizeof(EventKey), sizeof(TaskEvent));
+	coarse = true;
+	hash_seq_init(&seq, old);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		EventKey	key = e->key;
+
+		MemSet(&key.run_id, 0, sizeof(key.run_id));
+		key.has_run = false;
+		group_add(&key, e->task_id);
+	}
+	hash_destroy(old);
 }
 
 /* ---- transaction boundaries --------------------------------------------- */
@@ -171,13 +234,20 @@ events_xact_callback(XactEvent event, void *arg)
 				send_all();
 			events_reset();
 			break;
+		case XACT_EVENT_COMMIT:
+			/* Durable now: hand the records over (this cannot fail). */
+			if (deferred)
+				(void) notifier_push(deferred->data, deferred->len);
+			deferred = NULL;
+			events_reset();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
 			/* A prepared transaction cannot NOTIFY: its changes go unannounced. */
-		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
+			deferred = NULL;
 			events_reset();
 			break;
 		default:
@@ -232,6 +302,8 @@ events_subxact_callback(SubXactEvent event, SubTransactionId my, SubTransactionI
 
 	if (sending)
 		return;
+	last_group = NULL;
+	last_wake = NULL;
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
 		keep = true;
 	else if (event == SUBXACT_EVENT_ABORT_SUB)
@@ -259,11 +331,22 @@ events_subxact_callback(SubXactEvent event, SubTransactionId my, SubTransactionI
 
 /* ---- noting ------------------------------------------------------------- */
 
+/* Does the last group counted have this key?  Bulk writes repeat one key. */
+static bool
+same_group(const TaskEvent *g, const char *state, const char *tenant,
+		   const pg_uuid_t *run_id, int level)
+{
+	return g != NULL && g->key.level == level && strcmp(g->key.state, state) == 0 &&
+		strcmp(g->key.tenant, tenant) == 0 && g->key.has_run == (run_id != NULL) &&
+		(run_id == NULL || memcmp(&g->key.run_id, run_id, sizeof(pg_uuid_t)) == 0);
+}
+
 void
 events_note_task(int64 task_id, const char *state, const char *tenant,
 				 const pg_uuid_t *run_id, int32 sig, const char *reserved_for)
 {
 	EventKey	key;
+	int			level;
 
 	if (!dispatch_notify || IsParallelWorker())
 		return;
@@ -273,17 +356,31 @@ events_note_task(int64 task_id, const char *state, const char *tenant,
 		RegisterSubXactCallback(events_subxact_callback, NULL);
 		callbacks_registered = true;
 	}
+	if (tenant == NULL)
+		tenant = "";
+	if (coarse)
+		run_id = NULL;
+	level = GetCurrentTransactionNestLevel();
+
+	if (strcmp(state, "ready") == 0)
+		note_wake(reserved_for ? 0 : sig, reserved_for, level);
+
+	if (groups && same_group(last_group, state, tenant, run_id, level))
+	{
+		last_group->task_id++;
+		return;
+	}
 
 	/* Hash keys are compared as bytes: clear the padding. */
 	MemSet(&key, 0, sizeof(key));
-	strlcpy(key.tenant, tenant ? tenant : "", sizeof(key.tenant));
+	strlcpy(key.tenant, tenant, sizeof(key.tenant));
 	strlcpy(key.state, state, sizeof(key.state));
 	if (run_id)
 	{
 		key.run_id = *run_id;
 		key.has_run = true;
 	}
-	key.level = GetCurrentTransactionNestLevel();
+	key.level = level;
 
 	if (singles == NULL && groups == NULL)
 	{
@@ -292,6 +389,12 @@ events_note_task(int64 task_id, const char *state, const char *tenant,
 	}
 	if (groups == NULL && nsingles >= maxsingles)
 		overflow_to_groups();
+	if (groups && !coarse && hash_get_num_entries(groups) >= Max(maxsingles, 1))
+	{
+		coarsen_groups();
+		MemSet(&key.run_id, 0, sizeof(key.run_id));
+		key.has_run = false;
+	}
 	if (groups)
 		group_add(&key, 1);
 	else
@@ -299,23 +402,6 @@ events_note_task(int64 task_id, const char *state, const char *tenant,
 		singles[nsingles].key = key;
 		singles[nsingles].task_id = task_id;
 		nsingles++;
-	}
-
-	if (strcmp(state, "ready") == 0)
-	{
-		WakeKey		wk;
-		bool		found;
-		Wake	   *w;
-
-		MemSet(&wk, 0, sizeof(wk));
-		wk.sig = reserved_for ? 0 : sig;
-		if (reserved_for)
-			strlcpy(wk.agent, reserved_for, sizeof(wk.agent));
-		wk.level = key.level;
-		if (wakes == NULL)
-			wakes = new_table("dispatch agent wake-ups", sizeof(WakeKey), sizeof(Wake));
-		w = hash_search(wakes, &wk, HASH_ENTER, &found);
-		w->count = found ? w->count + 1 : 1;
 	}
 }
 
@@ -343,6 +429,24 @@ dispatch_agent_channel(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(events_agent_channel(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 }
 
+/* One record for the notifier (notifier.c describes the format). */
+static void
+defer_record(char kind, const void *body, uint32 len)
+{
+	appendBinaryStringInfo(deferred, (const char *) &len, 4);
+	appendStringInfoChar(deferred, kind);
+	appendBinaryStringInfo(deferred, body, len);
+}
+
+static void
+emit_event(const char *payload)
+{
+	if (deferred)
+		defer_record('E', payload, strlen(payload));
+	else
+		Async_Notify("dispatch_events", payload);
+}
+
 static void
 append_common(StringInfo buf, const EventKey *k)
 {
@@ -355,15 +459,6 @@ append_common(StringInfo buf, const EventKey *k)
 						 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum((pg_uuid_t *) &k->run_id))));
 }
 
-static int
-group_cmp(const void *a, const void *b)
-{
-	const TaskEvent *x = a;
-	const TaskEvent *y = b;
-	int			c = strcmp(x->key.tenant, y->key.tenant);
-
-	return c != 0 ? c : strcmp(x->key.state, y->key.state);
-}
 
 static void
 send_task_events(void)
@@ -377,54 +472,21 @@ send_task_events(void)
 		appendStringInfo(&buf, "{\"task_id\":" INT64_FORMAT ",", singles[i].task_id);
 		append_common(&buf, &singles[i].key);
 		appendStringInfoChar(&buf, '}');
-		Async_Notify("dispatch_events", buf.data);
+		emit_event(buf.data);
 	}
 	if (groups)
 	{
-		long		n = hash_get_num_entries(groups);
-		TaskEvent  *all = palloc(sizeof(TaskEvent) * Max(n, 1));
 		HASH_SEQ_STATUS seq;
 		TaskEvent  *e;
-		int			k = 0;
 
 		hash_seq_init(&seq, groups);
 		while ((e = hash_seq_search(&seq)) != NULL)
-			all[k++] = *e;
-		if (n <= Max(maxsingles, 1))
 		{
-			for (int i = 0; i < n; i++)
-			{
-				resetStringInfo(&buf);
-				appendStringInfoChar(&buf, '{');
-				append_common(&buf, &all[i].key);
-				appendStringInfo(&buf, ",\"count\":" INT64_FORMAT "}", all[i].task_id);
-				Async_Notify("dispatch_events", buf.data);
-			}
-		}
-		else
-		{
-			/* Too many runs as well: one message per tenant and state. */
-			qsort(all, n, sizeof(TaskEvent), group_cmp);
-			for (int i = 0; i < n;)
-			{
-				int64		count = 0;
-				int			runs = 0;
-				int			j = i;
-				EventKey	key = all[i].key;
-
-				for (; j < n && group_cmp(&all[i], &all[j]) == 0; j++)
-				{
-					count += all[j].task_id;
-					runs++;
-				}
-				key.has_run = false;
-				resetStringInfo(&buf);
-				appendStringInfoChar(&buf, '{');
-				append_common(&buf, &key);
-				appendStringInfo(&buf, ",\"count\":" INT64_FORMAT ",\"runs\":%d}", count, runs);
-				Async_Notify("dispatch_events", buf.data);
-				i = j;
-			}
+			resetStringInfo(&buf);
+			appendStringInfoChar(&buf, '{');
+			append_common(&buf, &e->key);
+			appendStringInfo(&buf, ",\"count\":" INT64_FORMAT "}", e->task_id);
+			emit_event(buf.data);
 		}
 	}
 	pfree(buf.data);
@@ -493,15 +555,13 @@ choose_agents(HTAB *woken, int nsigs, Datum *sigs, Datum *counts)
 	as_owner_end(save_user, save_sec);
 }
 
-static void
-send_wake_ups(void)
+void
+events_send_wakes(int n, const int32 *sig_in, const int64 *count_in, const char **agent_in)
 {
 	HASHCTL		ctl;
 	HTAB	   *woken;
 	HASH_SEQ_STATUS seq;
-	Wake	   *w;
 	Woken	   *r;
-	long		n = hash_get_num_entries(wakes);
 	Datum	   *sigs = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *counts = palloc(sizeof(Datum) * Max(n, 1));
 	int			nsigs = 0;
@@ -512,21 +572,23 @@ send_wake_ups(void)
 	ctl.hcxt = CurrentMemoryContext;
 	woken = hash_create("dispatch woken agents", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-	hash_seq_init(&seq, wakes);
-	while ((w = hash_seq_search(&seq)) != NULL)
+	for (int i = 0; i < n; i++)
 	{
-		if (w->key.agent[0] != '\0')
+		if (agent_in[i] != NULL)
 		{
+			char		key[QM_TENANT_LEN];
 			bool		found;
 
-			r = hash_search(woken, w->key.agent, HASH_ENTER, &found);
-			r->count = found ? r->count + w->count : w->count;
+			MemSet(key, 0, sizeof(key));
+			strlcpy(key, agent_in[i], sizeof(key));
+			r = hash_search(woken, key, HASH_ENTER, &found);
+			r->count = found ? r->count + count_in[i] : count_in[i];
 		}
 		else
 		{
-			sigs[nsigs] = Int32GetDatum(w->key.sig);
+			sigs[nsigs] = Int32GetDatum(sig_in[i]);
 			/* Never wake more agents than there is work, nor too many at once. */
-			counts[nsigs] = Int32GetDatum((int32) Min(w->count, 1000));
+			counts[nsigs] = Int32GetDatum((int32) Min(count_in[i], 1000));
 			nsigs++;
 		}
 	}
@@ -574,11 +636,64 @@ send_wake_ups(void)
 	hash_destroy(woken);
 }
 
+/* This transaction's wake-ups: sent now, or recorded for the notifier. */
+static void
+send_wake_ups(void)
+{
+	HASH_SEQ_STATUS seq;
+	Wake	   *w;
+	long		n = hash_get_num_entries(wakes);
+	int32	   *sigs = palloc(sizeof(int32) * Max(n, 1));
+	int64	   *counts = palloc(sizeof(int64) * Max(n, 1));
+	const char **agents = palloc(sizeof(char *) * Max(n, 1));
+	int			k = 0;
+
+	hash_seq_init(&seq, wakes);
+	while ((w = hash_seq_search(&seq)) != NULL)
+	{
+		int32		count = (int32) Min(w->count, PG_INT32_MAX);
+
+		if (deferred && w->key.agent[0] != '\0')
+		{
+			StringInfoData body;
+
+			initStringInfo(&body);
+			appendBinaryStringInfo(&body, (const char *) &count, 4);
+			appendStringInfoString(&body, w->key.agent);
+			defer_record('A', body.data, body.len);
+		}
+		else if (deferred)
+		{
+			char		body[8];
+
+			memcpy(body, &w->key.sig, 4);
+			memcpy(body + 4, &count, 4);
+			defer_record('W', body, 8);
+		}
+		else
+		{
+			sigs[k] = w->key.sig;
+			counts[k] = w->count;
+			agents[k++] = w->key.agent[0] != '\0' ? w->key.agent : NULL;
+		}
+	}
+	if (k > 0)
+		events_send_wakes(k, sigs, counts, agents);
+}
+
 static void
 send_all(void)
 {
 	if (!dispatch_notify)
 		return;
+	/* With a notifier serving this database, records go to it at commit. */
+	if (notifier_available())
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		deferred = makeStringInfo();
+		MemoryContextSwitchTo(old);
+	}
 	sending = true;
 	PG_TRY();
 	{
