@@ -60,6 +60,7 @@ dispatch_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	queuemap_shmem_request();
+	notifier_shmem_request();
 }
 
 static void
@@ -68,6 +69,7 @@ dispatch_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	queuemap_shmem_startup();
+	notifier_shmem_startup();
 }
 
 static void
@@ -151,6 +153,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = dispatch_shmem_startup;
 	worker_register_all();
+	notifier_register_all();
 }
 
 /*

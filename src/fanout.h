@@ -35,4 +35,18 @@ extern void events_note_task(int64 task_id, const char *state, const char *tenan
 /* The channel agent_id listens on: dispatch_agent_<id>, hashed when too long. */
 extern char *events_agent_channel(const char *agent_id);
 
+/*
+ * Wake agents for newly ready work: for entry i, counts[i] tasks reserved for
+ * agents[i], or (agents[i] NULL) of signature sigs[i].  Inside a transaction.
+ */
+extern void events_send_wakes(int n, const int32 *sigs, const int64 *counts, const char **agents);
+
+/* The notifier (notifier.c): sends the NOTIFYs of committed transactions. */
+extern bool dispatch_notify_deferred;
+extern void notifier_shmem_request(void);
+extern void notifier_shmem_startup(void);
+extern void notifier_register_all(void);
+extern bool notifier_available(void);
+extern bool notifier_push(const char *buf, Size len);
+
 #endif							/* FANOUT_H */
