@@ -76,12 +76,35 @@ check_select(SelectStmt *sel)
 	check_select(sel->rarg);
 }
 
+/* A syntax error points into the sweep query, not into the statement that ran it. */
+static void
+query_error_callback(void *arg)
+{
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery((const char *) arg);
+	}
+	errcontext("sweep query");
+}
+
 /* The text of the one SELECT in query, or an error. */
 static char *
 select_text(const char *query)
 {
-	List	   *raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	ErrorContextCallback errcb;
+	List	   *raw;
 	RawStmt    *rs;
+
+	errcb.callback = query_error_callback;
+	errcb.arg = (void *) query;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	error_context_stack = errcb.previous;
 
 	if (list_length(raw) != 1)
 		ereport(ERROR,

@@ -149,7 +149,7 @@ BEGIN
     IF problem IS NOT NULL THEN
       RAISE EXCEPTION 'result of task % breaks its output contract: %', task_id, problem
         USING ERRCODE = '22023',
-              DETAIL = format('The task declares outputs %s.', outputs),
+              DETAIL = format('The task declares the output %s.', o),
               HINT = 'Complete it with a result that fits, or fail it; the task keeps its lease meanwhile.';
     END IF;
   END LOOP;
