@@ -133,6 +133,12 @@ SELECT * FROM deps_state() WHERE task_id IN (:y1, :y2, :y3, :z);
 -- Dropping the dependency again runs it.
 UPDATE dispatch.tasks SET depends_on = NULL WHERE task_id = :y1;
 SELECT * FROM deps_state() WHERE task_id = :y1;
+-- A task waiting for its run_at that is given a dependency keeps its run_at for later.
+SELECT dispatch.submit('later', run_at => now() + interval '2 hours') AS later \gset
+UPDATE dispatch.tasks SET depends_on = ARRAY[:z]::bigint[] WHERE task_id = :later;
+SELECT state, run_at IS NULL AS waiting_without_run_at FROM dispatch.tasks WHERE task_id = :later;
+UPDATE dispatch.tasks SET depends_on = '{}' WHERE task_id = :later;
+SELECT state, run_at > now() + interval '119 minutes' AS its_run_at_back FROM dispatch.tasks WHERE task_id = :later;
 -- A claimed task's dependencies cannot change.
 SELECT claim(:z);
 UPDATE dispatch.tasks SET depends_on = ARRAY[:a]::bigint[] WHERE task_id = :z;

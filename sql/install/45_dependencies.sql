@@ -48,7 +48,9 @@ BEGIN
     END IF;
     DELETE FROM dispatch.task_deps AS d WHERE d.task_id = NEW.task_id;
     DELETE FROM dispatch.task_waits AS w WHERE w.task_id = NEW.task_id RETURNING w.run_at, true INTO stash, waiting;
-    IF NOT waiting THEN
+    IF waiting IS NOT TRUE THEN
+      -- It was not waiting: its own run_at stands (no row leaves both targets NULL).
+      waiting := false;
       stash := NEW.run_at;
     END IF;
   END IF;

@@ -21,6 +21,7 @@ COMMENT ON COLUMN dispatch.watches.key IS 'dispatch_key template; default watch:
 COMMENT ON COLUMN dispatch.watches.record_key IS 'The columns whose values, joined by commas, are the record_ref of each task (the primary key of source when the watch was made).';
 -- The watches are user configuration: pg_dump keeps them (the triggers are dumped with the table).
 SELECT pg_catalog.pg_extension_config_dump('dispatch.watches', '');
+SELECT pg_catalog.pg_extension_config_dump('dispatch.watches_watch_id_seq', '');
 
 CREATE FUNCTION dispatch.watch_create(source regclass, watch_id bigint, condition text, search_path text)
   RETURNS void
