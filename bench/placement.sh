@@ -6,7 +6,9 @@
 #      compared with), and the same INSERT with the row trigger off (derived columns given by
 #      hand), which prices the trigger per row;
 #   3. submit() throughput from 8 pgbench clients, with NOTIFY on and off, against plain
-#      INSERTs into an ordinary table from 8 clients.
+#      INSERTs into an ordinary table from 8 clients;
+#   4. claim+complete from 8 clients with task events sent by the notifier (the default), sent
+#      by the committing transaction, and off: what NOTIFY costs on the hot path.
 # Each placement runs REPEAT times (default 3) on an emptied table; the best run counts.
 #   PG_CONFIG=... bench/placement.sh            (as root or postgres; a throwaway cluster)
 # Environment: BENCH_PORT (55634), N (100000), REPEAT (3), SECONDS_PER_RUN (15).
@@ -111,11 +113,38 @@ tps() {
 p_plain=$(tps "$dir/plain.sql")
 p_submit=$(tps "$dir/submit.sql")
 p_key=$(tps "$dir/submit_key.sql")
-sql -c "ALTER DATABASE postgres SET dispatch.notify = off"
+sql -c "ALTER DATABASE postgres SET dispatch.notify_deferred = off"
+p_direct=$(tps "$dir/submit.sql")
+sql -c "ALTER DATABASE postgres RESET dispatch.notify_deferred" -c "ALTER DATABASE postgres SET dispatch.notify = off"
 p_quiet=$(tps "$dir/submit.sql")
 sql -c "ALTER DATABASE postgres RESET dispatch.notify"
 printf "%-46s %10s %9s\n" "8 clients" "per s" "vs plain"
-for r in "plain INSERT into an ordinary table:$p_plain" "submit():$p_submit" "submit() with a dispatch_key:$p_key" \
+for r in "plain INSERT into an ordinary table:$p_plain" "submit() (events via the notifier):$p_submit" \
+         "submit() with a dispatch_key:$p_key" "submit(), NOTIFY from the transaction:$p_direct" \
          "submit(), dispatch.notify off:$p_quiet"; do
   printf "%-46s %10s %8sx\n" "${r%%:*}" "${r##*:}" "$(echo "${r##*:} $p_plain" | awk '{printf "%.2f", $1 / $2}')"
+done
+
+echo "== claim+complete from 8 clients, ${secs}s each"
+cat > "$dir/claim.sql" <<'EOF'
+\set a random(1, 8)
+SELECT dispatch.complete(t.task_id, '{"ok": true}') FROM dispatch.dispatch_next('bench-' || :a) AS t WHERE t.task_id IS NOT NULL;
+EOF
+chmod 644 "$dir/claim.sql"
+cc() {
+  reset
+  sql -c "SELECT count(dispatch.register_agent('bench-' || g, '{}', 1000000)) FROM generate_series(1, 8) AS g" \
+      -c "INSERT INTO dispatch.tasks (kind) SELECT 'work' FROM generate_series(1, 300000)" -c "CHECKPOINT" >/dev/null
+  as_pg pgbench -h "$dir/c" -p "$port" -n -c 8 -j 2 -T "$secs" -f "$dir/claim.sql" postgres 2>/dev/null \
+    | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | awk '{printf "%.0f", $1}'
+}
+c_deferred=$(cc)
+sql -c "ALTER DATABASE postgres SET dispatch.notify_deferred = off"
+c_direct=$(cc)
+sql -c "ALTER DATABASE postgres RESET dispatch.notify_deferred" -c "ALTER DATABASE postgres SET dispatch.notify = off"
+c_off=$(cc)
+sql -c "ALTER DATABASE postgres RESET dispatch.notify"
+printf "%-46s %10s %9s\n" "claim+complete, 8 clients" "per s" "vs off"
+for r in "events via the notifier (default):$c_deferred" "NOTIFY from the transaction:$c_direct" "dispatch.notify off:$c_off"; do
+  printf "%-46s %10s %8sx\n" "${r%%:*}" "${r##*:}" "$(echo "${r##*:} $c_off" | awk '{printf "%.2f", $1 / $2}')"
 done
