@@ -7,7 +7,9 @@
  *
  * The row trigger notes each insert and each state change (claims aside:
  * the agent that claims knows, and the claim path stays as lean as it is).
- * Notes are kept per transaction and sent at pre-commit, so a rolled-back
+ * Notes are kept per transaction; at pre-commit they become messages, which
+ * go to the notifier worker (notifier.c) once the commit is durable, or,
+ * without one, are sent by this transaction's own NOTIFY.  A rolled-back
  * change sends nothing; a rolled-back subtransaction drops its own notes.
  *
  * Flood control, per transaction:
