@@ -29,6 +29,7 @@
 #include "utils/lsyscache.h"
 
 #include "dispatch.h"
+#include "fanout.h"
 #include "queuemap.h"
 #include "worker.h"
 
@@ -59,6 +60,7 @@ dispatch_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	queuemap_shmem_request();
+	notifier_shmem_request();
 }
 
 static void
@@ -67,6 +69,7 @@ dispatch_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	queuemap_shmem_startup();
+	notifier_shmem_startup();
 }
 
 static void
@@ -141,6 +144,7 @@ define_settings(void)
 							NULL,
 							&dispatch_retry_max, 3600, 1, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	events_define_settings();
 	MarkGUCPrefixReserved("dispatch");
 }
 
@@ -158,6 +162,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = dispatch_shmem_startup;
 	worker_register_all();
+	notifier_register_all();
 }
 
 /*

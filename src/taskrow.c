@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatch.h"
+#include "fanout.h"
 #include "kinds.h"
 #include "match.h"
 #include "policy.h"
@@ -655,6 +656,51 @@ note_unclaimed(Row *old, Row *new, const TaskCols *tc)
 	}
 }
 
+/* ---- fan-out (doc/fanout.md) ------------------------------------------- */
+
+/* A task with dependencies waits for them; deps_register() does the rest. */
+static bool
+has_dependencies(Row *r, const TaskCols *tc)
+{
+	bool		isnull;
+	Datum		d = get(r, tc->depends_on, &isnull);
+	ArrayType  *a;
+
+	if (isnull)
+		return false;
+	a = DatumGetArrayTypeP(d);
+	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) > 0;
+}
+
+/* Every task belongs to a run: its parent's, else a new one. */
+static void
+derive_run_id(Row *r, const TaskCols *tc)
+{
+	bool		isnull;
+	Datum		parent;
+
+	get(r, tc->run_id, &isnull);
+	if (!isnull)
+		return;
+	parent = get(r, tc->parent_id, &isnull);
+	set(r, tc->run_id, isnull ? fanout_new_run_id() : fanout_parent_run_id(DatumGetInt64(parent)), false);
+}
+
+static void
+note_event(Row *r, const TaskCols *tc)
+{
+	bool		isnull,
+				run_null,
+				sig_null;
+	int64		task_id = DatumGetInt64(get(r, tc->task_id, &isnull));
+	Datum		run = get(r, tc->run_id, &run_null);
+	Datum		sig = get(r, tc->sig, &sig_null);
+
+	events_note_task(task_id, get_cstring(r, tc->state), get_cstring(r, tc->tenant),
+					 run_null ? NULL : DatumGetUUIDP(run), sig_null ? 0 : DatumGetInt32(sig),
+					 get_cstring(r, tc->reserved_for));
+}
+
 /* ---- the trigger -------------------------------------------------------- */
 
 Datum
@@ -722,6 +768,9 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 			set(&new, tc->state, CStringGetTextDatum("scheduled"), false);
 		else if (state == NULL)
 			set(&new, tc->state, CStringGetTextDatum("ready"), false);
+		if (has_dependencies(&new, tc))
+			set(&new, tc->state, CStringGetTextDatum("scheduled"), false);
+		derive_run_id(&new, tc);
 	}
 	if (derive_all || datum_changed(&old, &new, tc->payload, false, -1))
 		check_payload(&new, tc->payload);
@@ -776,6 +825,8 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 		qm_note_running(get_cstring(&new, tc->tenant), +1);
 		agent_running(get_cstring(&new, tc->agent_id), +1);
 	}
+	if (old.tup == NULL || text_changed(&old, &new, tc->state))
+		note_event(&new, tc);
 
 	return PointerGetDatum(result);
 }
