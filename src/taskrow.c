@@ -606,25 +606,27 @@ note_entries(Row *old, Row *new, const TaskCols *tc)
 	bool		moved = old && (datum_changed(old, new, tc->sig, true, 4) ||
 								text_changed(old, new, tc->tenant));
 
+	bool		ensured = false;
+
+	/* Once per row: a new task, or one that moved to another queue, needs its queue. */
 	if (old == NULL || moved)
-		ensure_queue(sig, tenant);
-	/*
-	 * A ready task whose skey moved (its priority or ready_at changed) must
-	 * lower its queue's head hint too: hints are lower bounds, and the pick
-	 * stops at the first queue whose hint is worse than its best task.
-	 */
-	if (in_ready_index(new, tc) &&
-		(old == NULL || moved || !in_ready_index(old, tc) ||
-		 datum_changed(old, new, tc->skey, true, 8)))
 	{
 		ensure_queue(sig, tenant);
+		ensured = true;
+	}
+	if (in_ready_index(new, tc) && (old == NULL || moved || !in_ready_index(old, tc)))
+	{
+		if (!ensured)
+			ensure_queue(sig, tenant);
+		ensured = true;
 		qm_note_ready(sig, tenant, DatumGetTimestampTz(get(new, tc->skey, &isnull)));
 	}
 	if (in_urgent_lane(new, tc) &&
 		(old == NULL || moved || !in_urgent_lane(old, tc) ||
 		 datum_changed(old, new, tc->urgent_at, true, 8)))
 	{
-		ensure_queue(sig, tenant);
+		if (!ensured)
+			ensure_queue(sig, tenant);
 		qm_note_urgent(sig, DatumGetTimestampTz(get(new, tc->urgent_at, &isnull)));
 	}
 }
