@@ -614,7 +614,14 @@ note_entries(Row *old, Row *new, const TaskCols *tc)
 		ensure_queue(sig, tenant);
 		ensured = true;
 	}
-	if (in_ready_index(new, tc) && (old == NULL || moved || !in_ready_index(old, tc)))
+	/*
+	 * A ready task whose skey moved (its priority or ready_at changed) must
+	 * lower its queue's head hint too: hints are lower bounds, and the pick
+	 * stops at the first queue whose hint is worse than its best task.
+	 */
+	if (in_ready_index(new, tc) &&
+		(old == NULL || moved || !in_ready_index(old, tc) ||
+		 datum_changed(old, new, tc->skey, true, 8)))
 	{
 		if (!ensured)
 			ensure_queue(sig, tenant);
