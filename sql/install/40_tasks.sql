@@ -48,6 +48,10 @@ BEGIN
     RAISE EXCEPTION 'max_attempts must be 1 or more' USING ERRCODE = '22023',
       HINT = 'max_attempts counts the first try: 1 means no retry.';
   END IF;
+  IF shed_if_busy AND priority IS DISTINCT FROM 'low' THEN
+    RAISE EXCEPTION 'only a low task may be submitted with shed_if_busy, not a % one', coalesce(priority, 'NULL')
+      USING ERRCODE = '22023', HINT = 'shed_if_busy marks work that may be dropped under overload; submit it with priority => ''low''.';
+  END IF;
   INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
                               session_ref, run_at, dispatch_key, profile, sensitivity, region,
                               max_attempts, parent_id, depends_on, on_dependency_failure,
