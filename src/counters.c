@@ -175,8 +175,8 @@ check_max_queued(const char *tenant)
 	keep(&waiting_plan,
 		 "SELECT coalesce((SELECT sum(n) FROM dispatch.task_counts "
 		 "                  WHERE tenant = $1 AND state IN ('ready', 'scheduled')), 0)"
-		 "     + coalesce((SELECT sum((to_state IN ('ready', 'scheduled'))::int"
-		 "                          - (from_state IN ('ready', 'scheduled'))::int)"
+		 "     + coalesce((SELECT sum((coalesce(to_state, '') IN ('ready', 'scheduled'))::int"
+		 "                          - (coalesce(from_state, '') IN ('ready', 'scheduled'))::int)"
 		 "                   FROM dispatch.task_count_deltas WHERE tenant = $1), 0)",
 		 1, types);
 	if (SPI_execute_plan(waiting_plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)

@@ -71,17 +71,18 @@ CREATE VIEW dispatch.fleet AS
          count(*) FILTER (WHERE zombie) AS zombies,
          count(*) FILTER (WHERE status = 'draining') AS draining,
          count(*) FILTER (WHERE status = 'offline') AS offline,
-         coalesce(sum(capacity) FILTER (WHERE status IN ('idle', 'busy')), 0) AS capacity,
-         coalesce(sum(running) FILTER (WHERE status <> 'offline'), 0) AS running,
-         CASE WHEN sum(capacity) FILTER (WHERE status IN ('idle', 'busy')) > 0
-              THEN round(100.0 * sum(running) FILTER (WHERE status IN ('idle', 'busy'))
-                         / sum(capacity) FILTER (WHERE status IN ('idle', 'busy')), 1) END AS utilization_pct
-    FROM (SELECT g.status, g.running, g.capacity,
-                 g.status = 'lost' OR (g.status IN ('idle', 'busy', 'draining')
-                   AND g.last_seen < now() - current_setting('dispatch.agent_timeout')::interval) AS zombie
-            FROM dispatch.agents AS g) AS a;
+         coalesce(sum(capacity) FILTER (WHERE taking), 0) AS capacity,
+         coalesce(sum(running) FILTER (WHERE taking), 0) AS running,
+         CASE WHEN sum(capacity) FILTER (WHERE taking) > 0
+              THEN round(100.0 * sum(running) FILTER (WHERE taking)
+                         / sum(capacity) FILTER (WHERE taking), 1) END AS utilization_pct
+    FROM (SELECT z.*, z.status IN ('idle', 'busy') AND NOT z.zombie AS taking
+            FROM (SELECT g.status, g.running, g.capacity,
+                         g.status = 'lost' OR (g.status IN ('idle', 'busy', 'draining')
+                           AND g.last_seen < now() - current_setting('dispatch.agent_timeout')::interval) AS zombie
+                    FROM dispatch.agents AS g) AS z) AS a;
 COMMENT ON VIEW dispatch.fleet IS
-  'Fleet totals: total (registered, not offline) = busy (holding any task) + idle + lost (no task, silent past dispatch.agent_timeout or marked lost); zombies (lost or silent, with or without tasks), draining, offline; capacity and running of the agents taking work, and their ratio.';
+  'Fleet totals: total (registered, not offline) = busy (holding any task) + idle + lost (holding nothing, and silent past dispatch.agent_timeout or marked lost); zombies (lost or silent, holding tasks or not), draining, offline; and capacity, running and their ratio over the agents taking work (idle or busy, not silent).';
 
 -- Waiting and running times -------------------------------------------------------------------
 
