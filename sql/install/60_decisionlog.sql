@@ -25,10 +25,10 @@ CREATE INDEX decisions_override_idx ON dispatch.decisions (at) WHERE kind = 'ove
 -- day's partition as it creates it.
 
 CREATE FUNCTION dispatch.decision_partitions(
-    OUT partition_name name, OUT from_at timestamptz, OUT to_at timestamptz, OUT is_default boolean)
+    OUT partition_name text, OUT from_at timestamptz, OUT to_at timestamptz, OUT is_default boolean)
   RETURNS SETOF record
   LANGUAGE sql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
-  SELECT c.relname,
+  SELECT c.relname::text,
          CASE WHEN c.relname ~ '^decisions_p[0-9]{8}$'
               THEN to_timestamp(substr(c.relname, 12), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' END,
          CASE WHEN c.relname ~ '^decisions_p[0-9]{8}$'
@@ -125,7 +125,7 @@ BEGIN
       BEGIN
         EXECUTE format('ALTER TABLE dispatch.decisions DETACH PARTITION dispatch.%I', p.partition_name);
         EXECUTE format('DROP TABLE dispatch.%I', p.partition_name);
-        dropped := dropped || p.partition_name::text;
+        dropped := dropped || p.partition_name;
       EXCEPTION WHEN lock_not_available THEN
         NULL;
       END;
