@@ -78,18 +78,19 @@ SELECT 't' || (i % 20), 'k' || (i % 8), p, 'ready', (SELECT sig FROM sig), r,
           FROM generate_series(1, $ready) AS i) AS s;
 
 -- One running task on each agent.
-INSERT INTO dispatch.tasks (tenant, kind, priority, state, agent_id, attempts, ready_at, claimed_at,
+INSERT INTO dispatch.tasks (tenant, kind, priority, state, sig, agent_id, attempts, ready_at, claimed_at,
                             lease_until, cost)
-SELECT 't' || (i % 20), 'k' || (i % 8), 'normal', 'claimed', 'agent-' || i, 1,
-       now() - interval '100 seconds', now() - (i % 60) * interval '1 second', now() + interval '5 minutes', 60
+SELECT 't' || (i % 20), 'k' || (i % 8), 'normal', 'claimed', (SELECT sig FROM sig), 'agent-' || i, 1,
+       now() - interval '100 seconds', now() - (i % 60) * interval '1 second', now() + interval '1 day', 60
   FROM generate_series(0, 99) AS i;
 ALTER TABLE dispatch.tasks ENABLE TRIGGER USER;
-UPDATE dispatch.agents SET running = 1, status = 'busy', idle_since = NULL;
+-- The load may outlast dispatch.agent_timeout: the agents are alive.
+UPDATE dispatch.agents SET running = 1, status = 'busy', idle_since = NULL, last_seen = now();
 SELECT dispatch.rebuild_queue_map();
 SELECT dispatch.rebuild_task_counts();
 SQL
   q "$db" -c "VACUUM ANALYZE"
-  q "$db" -c "SELECT dispatch.tick()" >/dev/null
+  q "$db" -c "UPDATE dispatch.agents SET last_seen = now()" -c "SELECT dispatch.tick()" >/dev/null
   echo "   $db: $history finished + $ready ready + 100 running, $(q "$db" -c "SELECT pg_size_pretty(pg_total_relation_size('dispatch.tasks'))") with indexes, loaded in $((SECONDS - t0)) s"
 }
 
