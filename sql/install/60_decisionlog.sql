@@ -222,3 +222,6 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.override(bigint, text, text) IS
   'Reassign a ready or claimed task by hand to an agent (dispatch_admin only): the task is claimed by that agent with a fresh lease, a previous holder gets its capacity back, and the override is logged with the caller and the reason whatever dispatch.log_decisions says. The agent must be live, below capacity and able to run the task.';
+
+COMMENT ON INDEX dispatch.decisions_policy_idx IS 'Auditors: every decision under one policy version.';
+COMMENT ON INDEX dispatch.decisions_override_idx IS 'Auditors: every override.';

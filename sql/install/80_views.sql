@@ -5,6 +5,9 @@
 --   recent history     tasks_finished_idx over the window only (finished_at >= now() - window);
 --   agents, tenants    their own tables, one row per agent or tenant.
 -- The window functions take the window as an argument; the views of the same name use one hour.
+-- They are PL/pgSQL so that each query is planned with the window's value (a SQL function's
+-- generic plan guesses a third of the table, and JIT-compiles a 5 ms query for a second), and
+-- run with jit = off: a window is small by design.
 -- All of it is read-only SQL, so it runs on a hot standby too.
 
 CREATE VIEW dispatch.queue_depth AS
@@ -25,7 +28,10 @@ CREATE FUNCTION dispatch.agent_utilization(window_length interval)
                  current_tasks bigint[], idle_since timestamptz, last_seen timestamptz,
                  silent_seconds double precision, zombie boolean, tasks_in_window bigint,
                  busy_seconds_in_window double precision, busy_pct_in_window numeric)
-  LANGUAGE sql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp SET jit = off AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH w AS (SELECT now() - window_length AS since,
                     extract(epoch FROM window_length)::float8 AS secs,
                     current_setting('dispatch.agent_timeout')::interval AS timeout),
@@ -53,7 +59,8 @@ CREATE FUNCTION dispatch.agent_utilization(window_length interval)
     FROM dispatch.agents AS a CROSS JOIN w
     LEFT JOIN held ON held.agent_id = a.agent_id
     LEFT JOIN done ON done.agent_id = a.agent_id
-   ORDER BY a.agent_id
+   ORDER BY a.agent_id;
+END
 $$;
 COMMENT ON FUNCTION dispatch.agent_utilization(interval) IS
   'Per agent: status, running/capacity, the tasks it holds, idle since, last heartbeat and silence, zombie (lost, or silent past dispatch.agent_timeout and not yet marked), and over the window: tasks it finished and its busy seconds (claimed time inside the window) as a share of its capacity.';
@@ -91,7 +98,10 @@ CREATE FUNCTION dispatch.wait_times(window_length interval)
                  wait_p95 double precision, wait_p99 double precision, wait_avg double precision,
                  done bigint, duration_p50 double precision, duration_p95 double precision,
                  duration_p99 double precision, duration_avg double precision)
-  LANGUAGE sql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp SET jit = off AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH w AS (SELECT now() - window_length AS since),
   recent AS (
     -- Claimed in the window: still running, or finished since (a task finishes after its claim).
@@ -120,7 +130,8 @@ CREATE FUNCTION dispatch.wait_times(window_length interval)
     FROM recent
    WHERE wait IS NOT NULL OR duration IS NOT NULL
    GROUP BY priority, kind
-   ORDER BY CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, kind
+   ORDER BY CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, kind;
+END
 $$;
 COMMENT ON FUNCTION dispatch.wait_times(interval) IS
   'Per priority and kind over the window, in seconds: the wait from ready to claimed (p50, p95, p99, average) of the tasks claimed in the window, and the run time from claim to completion of the tasks done in the window. Reads the running tasks and the window''s finished ones only.';
@@ -134,7 +145,10 @@ COMMENT ON VIEW dispatch.wait_times IS
 CREATE FUNCTION dispatch.sla(window_length interval)
   RETURNS TABLE (tenant text, kind text, with_deadline bigint, met bigint, missed bigint,
                  compliance_pct numeric)
-  LANGUAGE sql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp SET jit = off AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   SELECT t.tenant, t.kind, count(*),
          count(*) FILTER (WHERE t.state = 'done' AND t.finished_at <= t.deadline),
          count(*) FILTER (WHERE NOT (t.state = 'done' AND t.finished_at <= t.deadline)),
@@ -142,7 +156,8 @@ CREATE FUNCTION dispatch.sla(window_length interval)
     FROM dispatch.tasks AS t
    WHERE t.finished_at >= now() - window_length AND t.deadline IS NOT NULL AND t.state <> 'cancelled'
    GROUP BY t.tenant, t.kind
-   ORDER BY t.tenant, t.kind
+   ORDER BY t.tenant, t.kind;
+END
 $$;
 COMMENT ON FUNCTION dispatch.sla(interval) IS
   'Per tenant and kind, over the tasks with a deadline that ended in the window (cancelled ones aside): how many were done by their deadline (met), how many were not (late, dead, failed, aborted, shed, expired, timed out), and the share met.';
@@ -157,7 +172,10 @@ CREATE FUNCTION dispatch.fairness(window_length interval)
   RETURNS TABLE (tenant text, weight real, backlogged boolean, ready bigint, served bigint,
                  service_seconds double precision, service_share numeric, weighted_share numeric,
                  fairness_ratio numeric, vstart double precision)
-  LANGUAGE sql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp SET jit = off AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH w AS (SELECT now() - window_length AS since),
   service AS (
     SELECT t.tenant, count(*) FILTER (WHERE t.state <> 'claimed') AS served,
@@ -187,7 +205,8 @@ CREATE FUNCTION dispatch.fairness(window_length interval)
          round(sshare::numeric, 4), round(wshare::numeric, 4),
          round((sshare / wshare)::numeric, 3), vstart
     FROM shares
-   ORDER BY tenant
+   ORDER BY tenant;
+END
 $$;
 COMMENT ON FUNCTION dispatch.fairness(interval) IS
   'Per tenant active in the window (served, or with ready work now): its share of the service (claimed seconds inside the window) against its weighted share (weight over the active tenants'' weights); fairness_ratio 1 is exact, below 1 is under-served. Only backlogged tenants are owed their full weighted share: one with little work rightly gets less. vstart is the fair-share virtual start saved by the last tick.';
@@ -199,7 +218,7 @@ COMMENT ON VIEW dispatch.fairness IS
 -- Everything in one document ----------------------------------------------------------------------
 
 CREATE FUNCTION dispatch.dashboard(window_length interval DEFAULT interval '1 hour') RETURNS jsonb
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp SET jit = off AS $$
 DECLARE
   since timestamptz := now() - window_length;
   depth jsonb;
