@@ -18,7 +18,8 @@
 #
 # Environment: PG_CONFIG, BENCH_PORT (default 55434), HISTORY_BIG, READY_BIG, HISTORY_SMALL,
 # READY_SMALL, WINDOW_TASKS (5000), CALLS (per round, 10), ROUNDS (5), CLAIM_SECONDS (15),
-# SKIP_CLAIM=1 / SKIP_DASHBOARD=1 to run one half. Run as root (it starts a throwaway cluster as
+# CLAIM_PAIRS (alternations, 3), CLAIM_TASKS (queued per claim run, 50000), COUNTERS_AB=1 (also
+# time claims with the live-count triggers off), SKIP_CLAIM=1 / SKIP_DASHBOARD=1 to run one half. Run as root (it starts a throwaway cluster as
 # the postgres user) after building and installing into PG_CONFIG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ HISTORY_BIG=${HISTORY_BIG:-10000000}; READY_BIG=${READY_BIG:-1000000}
 HISTORY_SMALL=${HISTORY_SMALL:-100000}; READY_SMALL=${READY_SMALL:-10000}
 WINDOW_TASKS=${WINDOW_TASKS:-5000}
 CALLS=${CALLS:-10}; ROUNDS=${ROUNDS:-5}; CLAIM_SECONDS=${CLAIM_SECONDS:-15}
+CLAIM_PAIRS=${CLAIM_PAIRS:-3}; CLAIM_TASKS=${CLAIM_TASKS:-50000}
 
 dir=$(mktemp -d /tmp/dispatch-bench-dash.XXXXXX)
 chmod 755 "$dir"
@@ -45,7 +47,7 @@ echo "== $(date -u +%FT%TZ) dispatch bench/dashboard.sh on $(nproc) cores; load:
 load() {
   local db=$1 history=$2 ready=$3 t0=$SECONDS
   q postgres -c "CREATE DATABASE $db"
-  q "$db" <<SQL
+  q "$db" >/dev/null <<SQL
 CREATE EXTENSION dispatch;
 SELECT count(dispatch.register_agent('agent-' || i, capacity => 4)) FROM generate_series(0, 99) AS i;
 INSERT INTO dispatch.tenants (tenant, weight) SELECT 't' || i, 1 + i % 3 FROM generate_series(0, 19) AS i;
@@ -126,34 +128,51 @@ DO \$\$ DECLARE t0 timestamptz; BEGIN
 fi
 
 if [ "${SKIP_CLAIM:-0}" != 1 ]; then
-  echo "== claim + complete throughput, dispatch.log_decisions = all beside sampled (${CLAIM_SECONDS} s per run)"
+  modes="all sampled"
+  [ "${COUNTERS_AB:-0}" = 1 ] && modes="$modes nocount"
+  echo "== claim + complete throughput by dispatch.log_decisions ($modes; ${CLAIM_SECONDS} s per run, $CLAIM_PAIRS alternations)"
+  [ "${COUNTERS_AB:-0}" = 1 ] && echo "   nocount: log_decisions = all with the live-count triggers disabled (what the counters cost)"
   q postgres -c "CREATE DATABASE bench_claim"
   q bench_claim -c "CREATE EXTENSION dispatch" \
     -c "SELECT count(dispatch.register_agent('agent-' || i, capacity => 1000000)) FROM generate_series(0, 15) AS i" >/dev/null
-  cat > "$dir/claim.pgbench" <<'EOF'
-SELECT task_id AS tid FROM dispatch.dispatch_next('agent-' || :client_id) \gset
-SELECT dispatch.complete(:tid);
-EOF
+  # A poll that finds nothing (NULL) completes nothing, and still counts as a transaction.
+  printf '%s\n' "SELECT coalesce((dispatch.dispatch_next('agent-' || :client_id)).task_id, 0) AS tid \\gset" \
+    "SELECT dispatch.complete(:tid) WHERE :tid > 0;" > "$dir/claim.pgbench"
   chmod 644 "$dir/claim.pgbench"
   run() {  # run MODE CLIENTS -> "tps logged/claims"
-    local mode=$1 clients=$2
+    local mode=$1 clients=$2 setting=$1 triggers=ENABLE
+    [ "$mode" = nocount ] && { setting=all; triggers=DISABLE; }
     q bench_claim -c "TRUNCATE dispatch.tasks, dispatch.decisions" \
-      -c "INSERT INTO dispatch.tasks (kind, tenant) SELECT 'k', 't' || (i % 4) FROM generate_series(1, 200000) AS i" \
-      -c "ALTER DATABASE bench_claim SET dispatch.log_decisions = '$mode'" >/dev/null
+      -c "ALTER TABLE dispatch.tasks $triggers TRIGGER task_count_insert, $triggers TRIGGER task_count_update, $triggers TRIGGER task_count_delete" \
+      -c "INSERT INTO dispatch.tasks (kind, tenant) SELECT 'k', 't' || (i % 4) FROM generate_series(1, $CLAIM_TASKS) AS i" \
+      -c "ALTER DATABASE bench_claim SET dispatch.log_decisions = '$setting'" >/dev/null
     q bench_claim -c "VACUUM ANALYZE dispatch.tasks, dispatch.agents, dispatch.task_count_deltas" -c "CHECKPOINT" >/dev/null
     local tps
     tps=$(as_pg pgbench -h "$dir/c" -p "$PORT" -n -f "$dir/claim.pgbench" -c "$clients" -j "$clients" \
-            -T "$CLAIM_SECONDS" bench_claim 2>/dev/null | awk '/^tps/ {printf "%.0f", $3}')
+            -T "$CLAIM_SECONDS" bench_claim 2>"$dir/pgbench.err" | awk '/^tps/ {printf "%.0f", $3}')
+    grep -q "aborted" "$dir/pgbench.err" && { echo "pgbench: $(grep -m1 aborted "$dir/pgbench.err")" >&2; }
     echo "$tps $(q bench_claim -c "SELECT (SELECT count(*) FROM dispatch.decisions WHERE kind = 'claim') || '/' || (SELECT count(*) FROM dispatch.tasks WHERE state = 'done')")"
   }
   for clients in 1 8; do
     results=()
-    for mode in all sampled all sampled; do
-      r=$(run "$mode" "$clients"); results+=("$mode:${r// /:}")
+    run all "$clients" >/dev/null   # warm-up, not counted
+    for pair in $(seq 1 "$CLAIM_PAIRS"); do
+      order=$modes
+      [ $((pair % 2)) = 0 ] && order=$(echo "$modes" | tr ' ' '\n' | tac | tr '\n' ' ')
+      for mode in $order; do
+        r=$(run "$mode" "$clients"); results+=("$mode:${r// /:}")
+      done
     done
     echo "   $clients client(s), mode:tps:claims logged/claims done: ${results[*]}"
-    echo "${results[*]}" | tr ' ' '\n' | awk -F: -v c="$clients" '
-      {s[$1] += $2; n[$1]++} END {printf "   %s client(s): all %.0f tps, sampled %.0f tps, sampled/all = %.2f\n",
-        c, s["all"]/n["all"], s["sampled"]/n["sampled"], (s["sampled"]/n["sampled"]) / (s["all"]/n["all"])}'
+    printf '%s\n' "${results[@]}" | awk -F: -v c="$clients" '
+      {v[$1, ++n[$1]] = $2}
+      function median(m,   i, j, t, k) {
+        k = n[m]; for (i = 1; i <= k; i++) a[i] = v[m, i]
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) {t = a[i]; a[i] = a[j]; a[j] = t}
+        return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+      END {
+        printf "   %s client(s), median tps: all %.0f, sampled %.0f (sampled/all %.2f)", c, median("all"), median("sampled"), median("sampled") / median("all")
+        if (n["nocount"]) printf ", nocount %.0f (all/nocount %.2f)", median("nocount"), median("all") / median("nocount")
+        printf "\n" }'
   done
 fi
