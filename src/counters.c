@@ -102,17 +102,10 @@ keep(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
 	return *cache;
 }
 
-/* SPI connected.  A missing tenant row (created by this very insert, not yet
- * visible to a cached answer) reads as no limit. */
-static int32
-tenant_max_queued(const char *tenant)
+static HTAB *
+limits_table(void)
 {
 	static bool registered = false;
-	LimitEntry *e;
-	bool		found;
-	char		key[QM_TENANT_LEN];
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
 
 	if (!registered)
 	{
@@ -130,9 +123,29 @@ tenant_max_queued(const char *tenant)
 		limits = hash_create("dispatch tenant limits", 64, &ctl,
 							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	return limits;
+}
+
+/*
+ * The tenant's max_queued, or -1.  SPI connected.  A missing tenant row
+ * reads as no limit and is not cached.  The query may process invalidations
+ * (a tick saving vstart touches dispatch.tenants), which destroy the cache:
+ * so the table is fetched again after it, never held across it.
+ */
+static int32
+tenant_max_queued(const char *tenant)
+{
+	LimitEntry *e;
+	bool		found;
+	bool		isnull;
+	char		key[QM_TENANT_LEN];
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int32		limit;
+
 	MemSet(key, 0, sizeof(key));
 	strlcpy(key, tenant, sizeof(key));
-	e = hash_search(limits, key, HASH_FIND, &found);
+	e = hash_search(limits_table(), key, HASH_FIND, &found);
 	if (found)
 		return e->max_queued;
 
@@ -143,15 +156,10 @@ tenant_max_queued(const char *tenant)
 		elog(ERROR, "dispatch: could not read dispatch.tenants");
 	if (SPI_processed == 0)
 		return -1;
-	{
-		bool		isnull;
-		int32		limit = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 1, &isnull));
-
-		e = hash_search(limits, key, HASH_ENTER, NULL);
-		e->max_queued = limit;
-		return limit;
-	}
+	limit = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	e = hash_search(limits_table(), key, HASH_ENTER, NULL);
+	e->max_queued = limit;
+	return limit;
 }
 
 /*
