@@ -166,7 +166,7 @@ tenant_max_queued(const char *tenant)
  * Refuse a new waiting task of a tenant that already has max_queued waiting.
  * Counts what is committed plus this transaction's own changes; two
  * concurrent transactions do not see each other's uncommitted tasks
- * (doc/operations.md, "Overload").
+ * (documented with submit() in doc/reference.md).
  */
 static void
 check_max_queued(const char *tenant)
