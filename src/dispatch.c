@@ -49,7 +49,16 @@ int			dispatch_local_refresh = 1000;
 int			dispatch_agent_timeout = 60;
 int			dispatch_retry_base = 1000;
 int			dispatch_retry_max = 3600;
+int			dispatch_decision_retention = 30 * 24 * 3600;
+int			dispatch_log_decisions = LOG_DECISIONS_ALL;
 bool		dispatch_preloaded = false;
+
+static const struct config_enum_entry log_decisions_options[] = {
+	{"all", LOG_DECISIONS_ALL, false},
+	{"sampled", LOG_DECISIONS_SAMPLED, false},
+	{"errors", LOG_DECISIONS_ERRORS, false},
+	{NULL, 0, false}
+};
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -145,6 +154,17 @@ define_settings(void)
 							&dispatch_retry_max, 3600, 1, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	events_define_settings();
+	DefineCustomIntVariable("dispatch.decision_retention",
+							"How long the decision log keeps its rows (seconds; 0 keeps them forever).",
+							"The log is partitioned by day: a day's partition is dropped once all of it is older than this.",
+							&dispatch_decision_retention, 30 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomEnumVariable("dispatch.log_decisions",
+							 "Which decisions are written to dispatch.decisions: all, sampled or errors.",
+							 "sampled: every decision except claims, and the claims of 1 task in 100 "
+							 "(dispatch.claim_sampled); errors: failures, losses, timeouts, sheds and overrides only.",
+							 &dispatch_log_decisions, LOG_DECISIONS_ALL, log_decisions_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 }
 

@@ -515,15 +515,13 @@ in_state(Row *r, const TaskCols *tc, const char *s)
  * its row, and the common case costs no query.
  */
 static HTAB *known_tenants = NULL;
+static bool known_tenants_stale = false;
 
+/* Marks the cache stale only: known_tenants_table() frees it, never a callback mid-lookup. */
 static void
 known_tenants_reset(void)
 {
-	if (known_tenants)
-	{
-		hash_destroy(known_tenants);
-		known_tenants = NULL;
-	}
+	known_tenants_stale = true;
 }
 
 static void
@@ -559,6 +557,12 @@ known_tenants_table(void)
 		CacheRegisterRelcacheCallback(tenants_inval, (Datum) 0);
 		registered = true;
 	}
+	if (known_tenants && known_tenants_stale)
+	{
+		hash_destroy(known_tenants);
+		known_tenants = NULL;
+	}
+	known_tenants_stale = false;
 	if (known_tenants == NULL)
 	{
 		HASHCTL		ctl;

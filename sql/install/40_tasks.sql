@@ -49,6 +49,10 @@ BEGIN
     RAISE EXCEPTION 'max_attempts must be 1 or more' USING ERRCODE = '22023',
       HINT = 'max_attempts counts the first try: 1 means no retry.';
   END IF;
+  IF shed_if_busy AND priority IS DISTINCT FROM 'low' THEN
+    RAISE EXCEPTION 'only a low task may be submitted with shed_if_busy, not a % one', coalesce(priority, 'NULL')
+      USING ERRCODE = '22023', HINT = 'shed_if_busy marks work that may be dropped under overload; submit it with priority => ''low''.';
+  END IF;
   -- Idempotency (doc/fanout.md §4): an unfinished task with this key is the answer. The
   -- look-up first keeps the common repeat cheap; ON CONFLICT settles concurrent submits (the
   -- loser waits for the winner's commit, then finds its task); the loop covers a task that

@@ -58,3 +58,17 @@ GRANT EXECUTE ON FUNCTION
 TO dispatch_admin;
 GRANT INSERT ON dispatch.tasks TO dispatch_admin;
 GRANT INSERT, UPDATE ON dispatch.tenants TO dispatch_admin;
+
+-- Observability (80_views, 72_health, 60_decisionlog): the views call these functions, and the
+-- caller needs EXECUTE on a function a view calls. All of them only read.
+GRANT EXECUTE ON FUNCTION
+  dispatch.agent_utilization(interval), dispatch.wait_times(interval), dispatch.sla(interval),
+  dispatch.fairness(interval), dispatch.dashboard(interval), dispatch.overload_state(timestamptz),
+  dispatch.claim_sampled(bigint), dispatch.decision_partitions()
+TO dispatch_reader, dispatch_admin;
+
+-- Operators: the hand override, partition upkeep out of turn, recounting after a bulk load.
+GRANT EXECUTE ON FUNCTION
+  dispatch.override(bigint, text, text), dispatch.manage_decision_log(timestamptz, int),
+  dispatch.rebuild_task_counts()
+TO dispatch_admin;
