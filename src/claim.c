@@ -343,7 +343,7 @@ claim_one(AgentRow *a, const int32 *sigs, int nsigs)
 	 * another session); the task then stays as it is, locked by us until
 	 * this transaction ends.
 	 */
-	if (!qm_charge_claim(winner->tenant, winner->cost, &vstart, &vtime))
+	if (!qm_charge_claim(winner->tenant, winner->cost, res.vfloor, &vstart, &vtime))
 		return (Datum) 0;
 	if (!agent_take(a, now))
 	{

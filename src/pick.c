@@ -417,6 +417,11 @@ pick_candidates(const PickAgent *agent, TimestampTz now, PickResult *res)
 	}
 	qsort(cands, n, sizeof(Candidate), score_cmp);
 
+	/* The fairest tenant this agent found work for: V may advance to it, no further. */
+	res->vfloor = n > 0 ? cands[0].tenant_vstart : view.vtime;
+	for (int i = 1; i < n; i++)
+		res->vfloor = Min(res->vfloor, cands[i].tenant_vstart);
+
 	res->ncandidates = n;
 	res->candidates = cands;
 	res->vtime = view.vtime;

@@ -65,6 +65,7 @@ typedef struct PickResult
 	int			ncandidates;
 	Candidate  *candidates;		/* best first */
 	double		vtime;			/* V when read */
+	double		vfloor;			/* smallest effective vstart among the candidates */
 	int			probes;			/* index descents made */
 	const Policy *policy;
 } PickResult;

@@ -953,7 +953,8 @@ qm_flush_observations(void)
 }
 
 bool
-qm_charge_claim(const char *tenant, double cost, double *vstart_before, double *vtime)
+qm_charge_claim(const char *tenant, double cost, double vfloor, double *vstart_before,
+				double *vtime)
 {
 	QmMap	   *map = qm_map();
 	int			slot;
@@ -986,8 +987,15 @@ qm_charge_claim(const char *tenant, double cost, double *vstart_before, double *
 	charge = cost / s->weight;
 	s->vstart = *vstart_before + charge;
 	s->running++;
-	if (*vstart_before > map->hdr->vtime)
-		map->hdr->vtime = *vstart_before;
+
+	/*
+	 * V is the start of the fairest tenant with work, not of the winner: a
+	 * winner that jumped the fair order (urgent, affinity, age, match) must
+	 * not drag V past the tenants it overtook, or max(vstart, V) would erase
+	 * their lag and the lead the score allows would repeat without bound.
+	 */
+	if (Min(*vstart_before, vfloor) > map->hdr->vtime)
+		map->hdr->vtime = Min(*vstart_before, vfloor);
 	*vtime = map->hdr->vtime;
 	qm_unlock(map);
 

@@ -72,11 +72,13 @@ extern void qm_observe_urgent(int32 sig, uint64 epoch, bool empty, TimestampTz f
 
 /*
  * Charging a claim at once: running + 1 unless the tenant is at max_running,
- * vstart advanced by cost / weight, V advanced.  Undone if the transaction
- * aborts.  Returns false (and changes nothing) when the tenant is capped.
+ * vstart advanced by cost / weight, V advanced to at most `vfloor` (the
+ * smallest effective vstart among the tenants the pick found work for).
+ * Undone if the transaction aborts.  Returns false (and changes nothing)
+ * when the tenant is capped.
  */
-extern bool qm_charge_claim(const char *tenant, double cost, double *vstart_before,
-							double *vtime);
+extern bool qm_charge_claim(const char *tenant, double cost, double vfloor,
+							double *vstart_before, double *vtime);
 extern void qm_cancel_charge(const char *tenant);
 extern double qm_virtual_time(void);
 extern void qm_tenant_info(const char *tenant, double *vstart_eff, bool *capped);
