@@ -34,6 +34,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "executor/tuptable.h"
+#include "nodes/bitmapset.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -48,6 +49,7 @@
 #define MAX_WALK 64				/* entries one probe may pass over */
 #define MAX_RESERVED 4			/* reserved tasks considered per pick */
 #define ASSIGNED_BONUS 1e8		/* dispatch.assign: the agent takes it first */
+#define MAX_FAIR_WIDEN 65536	/* tenants the fair lane may widen to */
 
 typedef struct ProbeCtx
 {
@@ -217,6 +219,34 @@ best_of_tenant(ProbeCtx *ctx, IndexScanDesc scan, Relation idx, QmPickView *view
 	return have;
 }
 
+/*
+ * The fair lane: each tenant of the view not probed before, its best task.
+ * Appends to cands (room for view->ntenants more); returns how many it found.
+ */
+static int
+probe_fair(ProbeCtx *ctx, QmPickView *view, Snapshot snap, Bitmapset **probed,
+		   Candidate *cands, int *n)
+{
+	Relation	idx = index_open(dispatch_catalog()->tasks_ready_idx, AccessShareLock);
+	IndexScanDesc scan = index_beginscan(ctx->heap, idx, snap, 2, 0);
+	int			found = 0;
+
+	for (int t = 0; t < view->ntenants; t++)
+	{
+		if (bms_is_member(view->tenants[t].slot, *probed))
+			continue;
+		*probed = bms_add_member(*probed, view->tenants[t].slot);
+		if (best_of_tenant(ctx, scan, idx, view, t, &cands[*n]))
+		{
+			(*n)++;
+			found++;
+		}
+	}
+	index_endscan(scan);
+	index_close(idx, AccessShareLock);
+	return found;
+}
+
 /* This agent's reserved tasks (session affinity, dispatch.assign). */
 static int
 probe_reserved(ProbeCtx *ctx, Relation idx, Candidate *out)
@@ -332,7 +362,9 @@ pick_candidates(const PickAgent *agent, TimestampTz now, PickResult *res)
 	Relation	idx;
 	IndexScanDesc scan;
 	Candidate  *cands;
+	Bitmapset  *probed = NULL;
 	int			n = 0;
+	int			nfair;
 	int			k;
 
 	MemSet(&ctx, 0, sizeof(ctx));
@@ -356,13 +388,7 @@ pick_candidates(const PickAgent *agent, TimestampTz now, PickResult *res)
 	n += probe_reserved(&ctx, idx, cands + n);
 	index_close(idx, AccessShareLock);
 
-	idx = index_open(cat->tasks_ready_idx, AccessShareLock);
-	scan = index_beginscan(ctx.heap, idx, snap, 2, 0);
-	for (int t = 0; t < view.ntenants; t++)
-		if (best_of_tenant(&ctx, scan, idx, &view, t, &cands[n]))
-			n++;
-	index_endscan(scan);
-	index_close(idx, AccessShareLock);
+	nfair = probe_fair(&ctx, &view, snap, &probed, cands, &n);
 
 	if (view.nurgent > 0)
 	{
@@ -386,6 +412,25 @@ pick_candidates(const PickAgent *agent, TimestampTz now, PickResult *res)
 		}
 		index_endscan(scan);
 		index_close(idx, AccessShareLock);
+	}
+
+	/*
+	 * The k fairest tenants may hold nothing this agent can take after all:
+	 * every task walked breaks a trait limit or is being claimed, or the
+	 * queues emptied since the map was read.  Rather than answer nothing
+	 * while tenants further down the fair order have work for it, look at
+	 * four times as many, skipping those already probed.  Each round reads
+	 * the map again, so it takes a new snapshot after that read (design §5).
+	 */
+	while (nfair == 0 && view.ntenants == k && k < MAX_FAIR_WIDEN)
+	{
+		PopActiveSnapshot();
+		k *= 4;
+		qm_read_for_pick(agent->sigs, agent->nsigs, k, now, &view);
+		PushActiveSnapshot(GetLatestSnapshot());
+		snap = GetActiveSnapshot();
+		cands = repalloc(cands, sizeof(Candidate) * (n + view.ntenants + 1));
+		nfair = probe_fair(&ctx, &view, snap, &probed, cands, &n);
 	}
 
 	ExecDropSingleTupleTableSlot(ctx.slot);
