@@ -121,6 +121,7 @@ read_candidate(ProbeCtx *ctx, PickLane lane, Candidate *c)
 	c->deadline = ts_attr(slot, tc->deadline);
 	d = slot_getattr(slot, tc->cost, &isnull);
 	c->cost = isnull ? ctx->policy->default_cost : DatumGetFloat4(d);
+	c->lst = c->deadline == DT_NOEND ? DT_NOEND : c->deadline - (int64) (c->cost * USECS_PER_SEC);
 	if (lane == LANE_RESERVED)
 	{
 		d = slot_getattr(slot, tc->reservation, &isnull);
@@ -274,7 +275,13 @@ probe_reserved(ProbeCtx *ctx, Relation idx, Candidate *out)
 	return n;
 }
 
-/* The urgent lane of one signature: its first task past urgent_at. */
+/*
+ * The urgent lane of one signature: its first task past urgent_at that can
+ * still start in time.  One past its latest start time (deadline - cost) will
+ * miss its deadline whatever happens now; hurrying it would only make the
+ * next ones late too, so it is passed over here (the tick takes it out of the
+ * lane) and waits in the fair order like any other task.
+ */
 static bool
 probe_urgent(ProbeCtx *ctx, IndexScanDesc scan, QmQueueView *u, Candidate *out)
 {
@@ -309,6 +316,8 @@ probe_urgent(ProbeCtx *ctx, IndexScanDesc scan, QmQueueView *u, Candidate *out)
 			continue;
 		if (read_candidate(ctx, LANE_URGENT, out))
 		{
+			if (out->lst < ctx->now)
+				continue;
 			found = true;
 			break;
 		}
@@ -321,10 +330,11 @@ probe_urgent(ProbeCtx *ctx, IndexScanDesc scan, QmQueueView *u, Candidate *out)
  * The score, in seconds of head start.  Between tenants fair share leads:
  * age (with the priority bonus) counts only up to max_age_credit, and each
  * weighted second a tenant is ahead of V costs fair_weight seconds.  Within a
- * tenant the index already ordered the work by skey.  Deadlines, affinity
- * and personality can overrule the fair order by their weights, no more: a
- * tenant flooding deadlines gets at most urgent_weight / fair_weight seconds
- * of extra service.  A strict critical class outranks everything.
+ * tenant the index already ordered the work by skey.  Deadlines (from
+ * urgent_at until the latest start time: after that hurrying is in vain),
+ * affinity and personality can overrule the fair order by their weights, no
+ * more: a tenant flooding deadlines gets at most urgent_weight / fair_weight
+ * seconds of extra service.  A strict critical class outranks everything.
  */
 static void
 score(const Policy *pol, TimestampTz now, double vtime, Candidate *c)
@@ -333,7 +343,8 @@ score(const Policy *pol, TimestampTz now, double vtime, Candidate *c)
 
 	c->bonus = strict ? pol->priority_bonus[PRIO_CRITICAL] : policy_bonus(pol, c->prio);
 	c->age = (double) (now - c->skey) / USECS_PER_SEC - (strict ? policy_bonus(pol, c->prio) - c->bonus : 0);
-	c->urgent = (c->urgent_at != DT_NOEND && c->urgent_at <= now) ? pol->urgent_weight : 0;
+	c->urgent = (c->urgent_at != DT_NOEND && c->urgent_at <= now && now <= c->lst) ?
+		pol->urgent_weight : 0;
 	c->affinity = c->lane == LANE_RESERVED ? (c->assigned ? ASSIGNED_BONUS : pol->affinity_weight) : 0;
 	c->match = c->match_value >= 0 ? pol->match_weight * c->match_value : 0;
 	c->fair = -pol->fair_weight * Max(0.0, c->tenant_vstart - vtime);

@@ -46,6 +46,7 @@ typedef struct Candidate
 	TimestampTz skey;
 	TimestampTz urgent_at;		/* DT_NOEND: no deadline */
 	TimestampTz deadline;		/* DT_NOEND: none */
+	TimestampTz lst;			/* latest start, deadline - cost; DT_NOEND: none */
 	double		cost;			/* s */
 	/* the score and its terms, all in seconds */
 	double		score;

@@ -113,6 +113,26 @@ $$;
 COMMENT ON FUNCTION dispatch.expire_reservations(int) IS
   'Tick step: reservations past reserved_until are dropped, so any capable agent may take the task.';
 
+-- Waiting work past its latest start time (deadline - cost) can no longer make its deadline:
+-- it leaves the urgent lane, so the lane serves the tasks that still can. It still runs (in the
+-- fair order), or expires at its deadline under past_deadline = expire.
+CREATE FUNCTION dispatch.drop_lost_urgency(batch int DEFAULT 10000) RETURNS int
+  LANGUAGE sql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  WITH late AS (
+    SELECT task_id FROM dispatch.tasks
+     WHERE state = 'ready' AND urgent_at IS NOT NULL AND urgent_at < clock_timestamp()
+       AND lst < clock_timestamp()
+     LIMIT batch
+       FOR UPDATE SKIP LOCKED),
+  dropped AS (
+    UPDATE dispatch.tasks AS t SET urgent_at = NULL
+      FROM late WHERE t.task_id = late.task_id
+    RETURNING 1)
+  SELECT count(*)::int FROM dropped
+$$;
+COMMENT ON FUNCTION dispatch.drop_lost_urgency(int) IS
+  'Tick step: waiting tasks past their latest start time (deadline - est_duration), which can no longer meet their deadline, leave the urgent lane (urgent_at becomes NULL) so it serves those that still can; they keep their place in the fair order.';
+
 -- Under past_deadline = expire, waiting work whose deadline has passed ends as expired.
 CREATE FUNCTION dispatch.expire_past_deadline(batch int DEFAULT 10000) RETURNS int
   LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
@@ -205,6 +225,7 @@ BEGIN
   report := report || jsonb_build_object('lost', dispatch.requeue_lost_agents());
   report := report || jsonb_build_object('timed_out', dispatch.timeout_claims());
   report := report || jsonb_build_object('reservations_expired', dispatch.expire_reservations());
+  report := report || jsonb_build_object('urgency_dropped', dispatch.drop_lost_urgency());
   report := report || jsonb_build_object('expired', dispatch.expire_past_deadline());
   report := report || jsonb_build_object('kinds_updated', dispatch.update_kind_stats());
   report := report || jsonb_build_object('shed', dispatch.shed_overload());
@@ -216,4 +237,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.tick() IS
-  'One tick of the background worker: promote due work, requeue expired leases, end claims past their kind''s timeout, requeue the work of lost agents, drop expired reservations, expire work past its deadline (policy past_deadline), update kind averages, shed overload, save fair-share state, fold the live counts, keep the decision log''s partitions. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+  'One tick of the background worker: promote due work, requeue expired leases, end claims past their kind''s timeout, requeue the work of lost agents, drop expired reservations, take work that can no longer meet its deadline out of the urgent lane, expire work past its deadline (policy past_deadline), update kind averages, shed overload, save fair-share state, fold the live counts, keep the decision log''s partitions. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';

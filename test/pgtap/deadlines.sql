@@ -4,7 +4,7 @@
 -- most about (urgent_weight + max_age_credit) / fair_weight seconds of extra weighted service,
 -- never the whole fleet. Past deadlines follow the policy: run late, or expire.
 \ir helpers.psql
-SELECT plan(17);
+SELECT plan(21);
 
 DO $$ BEGIN PERFORM dispatch.register_agent('solo', capacity => 100000); END $$;
 
@@ -24,17 +24,17 @@ SELECT is(ARRAY(SELECT (cost, urgent_at)::text FROM dispatch.tasks WHERE task_id
 DELETE FROM dispatch.tasks;
 ALTER TABLE dispatch.tasks ALTER COLUMN task_id RESTART WITH 1000;
 
--- 2. Same tenant: 100 normal tasks waiting 10 minutes; a task due in 60 s (60 s of work) is
---    urgent at once and is the next claim. One due in an hour waits its turn.
+-- 2. Same tenant: 100 normal tasks waiting 10 minutes; a task due in 80 s (60 s of work: urgent
+--    since 10 s, latest start in 20 s) is the next claim. One due in an hour waits its turn.
 INSERT INTO dispatch.tasks (tenant, kind, est_duration, ready_at)
 SELECT 'acme', 'job', '60 s', now() - interval '10 minutes' FROM generate_series(1, 100);
 SELECT dispatch.submit('job', tenant => 'acme', est_duration => '60 s',
-                       deadline => now() + interval '60 s') AS due_soon \gset
+                       deadline => now() + interval '80 s') AS due_soon \gset
 SELECT dispatch.submit('job', tenant => 'acme', est_duration => '60 s',
                        deadline => now() + interval '1 hour') AS due_later \gset
 CALL claim_n('solo', 1);
 SELECT is((SELECT task_id FROM claims ORDER BY seq DESC LIMIT 1), :due_soon::bigint,
-          'same tenant: the task due in 60 s overtakes 100 tasks waiting for 10 minutes');
+          'same tenant: the task due in 80 s overtakes 100 tasks waiting for 10 minutes');
 SELECT is((SELECT (factors ->> 'lane', factors ->> 'urgent') FROM dispatch.decisions
             WHERE task_id = :due_soon AND kind = 'claim')::text, '(urgent,600)',
           'the decision records the urgent lane and its 600 s');
@@ -45,7 +45,7 @@ DELETE FROM dispatch.tasks WHERE state = 'ready';
 
 -- 3. Across tenants: 'heavy' (weight 100, so one claim costs it only 0.6 weighted seconds)
 --    has old work and keeps the fair lead; another tenant's task due in an hour does not
---    overtake it, a task due in 60 s does.
+--    overtake it, a task due in 80 s does.
 INSERT INTO dispatch.tenants (tenant, weight) VALUES ('heavy', 100);
 INSERT INTO dispatch.tasks (tenant, kind, est_duration, ready_at)
 SELECT 'heavy', 'job', '60 s', now() - interval '10 minutes' FROM generate_series(1, 100);
@@ -56,21 +56,21 @@ CALL claim_n('solo', 1);
 SELECT is((SELECT tenant FROM claims ORDER BY seq DESC LIMIT 1), 'heavy',
           'across tenants: a task due in an hour does not overtake the old work of a tenant with the fair lead');
 SELECT dispatch.submit('job', tenant => 'light', est_duration => '60 s',
-                       deadline => now() + interval '60 s') AS rush \gset
+                       deadline => now() + interval '80 s') AS rush \gset
 CALL claim_n('solo', 1);
 SELECT is((SELECT task_id FROM claims ORDER BY seq DESC LIMIT 1), :rush::bigint,
-          'across tenants: a task due in 60 s does');
+          'across tenants: a task due in 80 s does');
 DELETE FROM dispatch.tasks WHERE state = 'ready';
 
 -- 4. A tenant flooding deadline tasks cannot starve another. 'flood' submits 600 tasks, each
---    due in 60 s and waiting 20 minutes already (so urgent, with the full age credit); 'steady'
+--    due in 80 s and waiting 20 minutes already (so urgent, with the full age credit); 'steady'
 --    has 600 fresh normal tasks. Equal weights, 300 claims. The flood's lead in weighted
 --    service is bounded by (urgent_weight + max_age_credit - steady's age credit) / fair_weight
 --    = (600 + 300 - 60) / 10 = 84 s, plus the one task being charged: at most 2 tasks (120 s).
 CREATE PROCEDURE deadline_flood() LANGUAGE sql AS $$
   DELETE FROM dispatch.tasks WHERE state = 'ready';
   INSERT INTO dispatch.tasks (tenant, kind, est_duration, ready_at, deadline)
-  SELECT 'flood', 'job', '60 s', now() - interval '20 minutes', now() + interval '60 s'
+  SELECT 'flood', 'job', '60 s', now() - interval '20 minutes', now() + interval '80 s'
     FROM generate_series(1, 600);
   INSERT INTO dispatch.tasks (tenant, kind, est_duration)
   SELECT 'steady', 'job', '60 s' FROM generate_series(1, 600);
@@ -112,7 +112,27 @@ SELECT cmp_ok((SELECT count(*) FROM claims WHERE seq > :mark AND tenant = 'stead
               'deadline flood, urgent_weight 6000: the steady tenant still got at least 139 of 300 claims');
 SELECT dispatch.set_policy('{}', 'defaults') \g /dev/null
 
--- 5. Past the deadline. Under past_deadline = run (default) a late task still runs (a miss);
+-- 5. Too late to hurry: a task past its latest start time (due in 30 s, 60 s of work) would
+--    miss its deadline whatever happens now. It gets no urgency (hurrying it would only make
+--    the next urgent task late too), and the tick takes it out of the urgent lane.
+DELETE FROM dispatch.tasks WHERE state = 'ready';
+INSERT INTO dispatch.tasks (tenant, kind, est_duration, ready_at)
+SELECT 'acme', 'job', '60 s', now() - interval '10 minutes' FROM generate_series(1, 10);
+SELECT dispatch.submit('job', tenant => 'acme', est_duration => '60 s',
+                       deadline => now() + interval '30 s') AS hopeless \gset
+SELECT dispatch.submit('job', tenant => 'acme', est_duration => '60 s',
+                       deadline => now() + interval '80 s') AS savable \gset
+SELECT max(seq) AS mark FROM claims \gset
+CALL claim_n('solo', 2);
+SELECT is((SELECT array_agg(task_id = :savable ORDER BY seq) FROM claims WHERE seq > :mark), '{t,f}',
+          'past its latest start: the hopeless task gets no urgency; the one that can still make it goes first');
+SELECT is((SELECT count(*) FROM claims WHERE task_id = :hopeless), 0::bigint,
+          'and the hopeless one waits in the fair order behind older work');
+SELECT is(dispatch.tick() ->> 'urgency_dropped', '1', 'the tick takes it out of the urgent lane');
+SELECT is((SELECT urgent_at FROM dispatch.tasks WHERE task_id = :hopeless), NULL,
+          'its urgent_at is cleared; it still runs (past_deadline = run)');
+
+-- 6. Past the deadline. Under past_deadline = run (default) a late task still runs (a miss);
 --    under expire the tick ends it as expired and no agent gets it.
 DELETE FROM dispatch.tasks WHERE state = 'ready';
 SELECT dispatch.submit('job', tenant => 'late', est_duration => '60 s',
