@@ -58,7 +58,7 @@ SELECT is((SELECT count(*) FROM agree WHERE predicted IS DISTINCT FROM claimed),
 SELECT claimed AS t FROM agree WHERE step = 1 \gset
 SELECT is((SELECT array_agg(kind ORDER BY at) FROM dispatch.explain(:t)), '{claim}', 'explain: one claim decision');
 SELECT is((SELECT array_agg(k ORDER BY k) FROM dispatch.explain(:t), jsonb_object_keys(factors) AS k),
-          '{affinity,age,cost,fair,lane,match,match_value,priority,priority_bonus,probes,tenant_vstart,urgent,virtual_time}',
+          '{affinity,age,age_credit,cost,fair,lane,match,match_value,priority,priority_bonus,probes,tenant_vstart,urgent,virtual_time}',
           'the claim''s factors: every term of the score and the facts behind it');
 SELECT is((SELECT agent_id || ' v' || policy_version FROM dispatch.explain(:t)), 'bold v1', 'the agent and the policy version');
 SELECT cmp_ok((SELECT candidates FROM dispatch.explain(:t)), '>=', 1, 'and how many candidates it weighed');
