@@ -12,6 +12,7 @@
 #   DURATION    simulated seconds of arrivals (default 7200; the run lasts until all is done)
 #   SYSTEMS     which to run (default dispatch,fifo,priority)
 #   POLICY      dispatch policy overrides as JSON, in simulated seconds (default {})
+#   OUT         the results file (default bench/sim/results/seed-$SEED.json)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tree=$(cd "$here/../.." && pwd)
@@ -23,6 +24,7 @@ SPEEDUP=${SPEEDUP:-100}
 DURATION=${DURATION:-7200}
 SYSTEMS=${SYSTEMS:-dispatch,fifo,priority}
 POLICY=${POLICY:-'{}'}
+OUT=${OUT:-$here/results/seed-$SEED.json}
 as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi; }
 
 if [ "${SIM_NO_INSTALL:-0}" != 1 ]; then
@@ -76,7 +78,7 @@ echo "bench/sim: seed $SEED, speedup $SPEEDUP, $DURATION s of arrivals, systems 
 echo "  server: $("$BIN/postgres" --version), naptime ${naptime} ms; machine: $(nproc) CPUs"
 python3 "$here/sim.py" --psql "$BIN/psql" --host "$dir" --port "$SIM_PORT" --db sim \
   --seed "$SEED" --speedup "$SPEEDUP" --duration "$DURATION" --systems "$SYSTEMS" \
-  --policy "$POLICY" --json "$here/results/seed-$SEED.json"
+  --policy "$POLICY" --json "$OUT"
 # Anything the server logged as an error during the runs.
 if tail -c +$((log_from + 1)) "$dir/server.log" | grep -q 'ERROR\|FATAL\|PANIC'; then
   echo "-- server log errors during the runs:"

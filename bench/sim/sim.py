@@ -168,6 +168,7 @@ def simulate(system, w, db, speedup, poll, seed, log):
     limit = 3 * w.duration + 3600
     next_log = 0.0
     lag = []                                    # how late the driver acted on each event
+    slowest = [0.0, 0]                          # the slowest batch: real seconds, statements
 
     t0 = time.monotonic()
     epoch0 = time.time()
@@ -194,7 +195,11 @@ def simulate(system, w, db, speedup, poll, seed, log):
         rng.shuffle(askers)
         stmts += [system.claim(agents[a]) for a in askers]
         if stmts:
+            sent = time.monotonic()
             out = db.run(stmts)
+            took = time.monotonic() - sent
+            if took > slowest[0]:
+                slowest[:] = [took, len(stmts)]
             at = (time.monotonic() - t0) * speedup
             for line in out:
                 if not line.startswith("C|"):
@@ -229,7 +234,8 @@ def simulate(system, w, db, speedup, poll, seed, log):
             time.sleep(min(delay, 0.05))
     extra = system.report(db)
     lag.sort()
-    extra["driver_lag"] = {"p50": lag[len(lag) // 2], "p99": lag[int(len(lag) * 0.99)], "max": lag[-1]}
+    extra["driver_lag"] = {"p50": lag[len(lag) // 2], "p99": lag[int(len(lag) * 0.99)], "max": lag[-1],
+                           "slowest_batch_ms": round(1000 * slowest[0], 1), "slowest_batch_statements": slowest[1]}
     return rec, extra
 
 
