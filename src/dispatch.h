@@ -28,6 +28,11 @@ extern int	dispatch_agent_timeout;		/* seconds */
 extern int	dispatch_retry_base;		/* milliseconds */
 extern int	dispatch_retry_max;			/* seconds */
 
+extern char *dispatch_timezone;			/* IANA zone name */
+extern int	dispatch_history_retention; /* seconds */
+extern int	dispatch_misfire_grace;		/* seconds */
+extern int	dispatch_schedule_batch;	/* count */
+
 extern bool dispatch_preloaded;			/* loaded by shared_preload_libraries */
 
 /*
