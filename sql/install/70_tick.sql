@@ -198,15 +198,22 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtext('dispatch.tick')) THEN
     RETURN jsonb_build_object('skipped', 'another tick is running');
   END IF;
+  -- A C function loads the library, so the dispatch.* settings the steps read exist even in a
+  -- session that has not used dispatch yet (pg_cron's, without shared_preload_libraries).
+  PERFORM dispatch.caller();
   report := report || jsonb_build_object('promoted', dispatch.promote_due());
   report := report || jsonb_build_object('requeued', dispatch.requeue_expired());
   report := report || jsonb_build_object('lost', dispatch.requeue_lost_agents());
   report := report || jsonb_build_object('reservations_expired', dispatch.expire_reservations());
   report := report || jsonb_build_object('expired', dispatch.expire_past_deadline());
+  -- Schedules after the task steps: the schedule rows it locks are the last locks it takes
+  -- (everyone locks a task before its schedule), so the tick never waits in a cycle.
+  report := report || (dispatch.fire_due() - 'schedules');
+  report := report || jsonb_build_object('history_removed', dispatch.purge_schedule_history());
   report := report || jsonb_build_object('kinds_updated', dispatch.update_kind_stats());
   report := report || jsonb_build_object('fair_share_saved', dispatch.persist_fair_share());
   RETURN report;
 END
 $$;
 COMMENT ON FUNCTION dispatch.tick() IS
-  'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, expire work past its deadline (policy), update kind averages, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+  'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, expire work past its deadline (policy), fire due schedules, remove the history of long-deleted schedules, update kind averages, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';

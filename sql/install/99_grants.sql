@@ -15,6 +15,13 @@ GRANT EXECUTE ON FUNCTION
   dispatch.policy_normalize(jsonb)
 TO dispatch_agent, dispatch_reader, dispatch_admin;
 
+-- Schedule specs: pure functions of their arguments.
+GRANT EXECUTE ON FUNCTION
+  dispatch.next_fire(text, timestamptz, text, timestamptz), dispatch.validate_spec(text, text),
+  dispatch.spec_kind(text), dispatch.count_fires(text, timestamptz, timestamptz, text, timestamptz),
+  dispatch.fire_times(text, timestamptz, timestamptz, text, timestamptz, int, boolean)
+TO dispatch_agent, dispatch_reader, dispatch_admin;
+
 GRANT EXECUTE ON FUNCTION
   dispatch.queue_map(), dispatch.virtual_time(), dispatch.explain(bigint),
   dispatch.personality_match(real[], real[]), dispatch.trait_limits_ok(real[], real[])
@@ -41,3 +48,16 @@ GRANT EXECUTE ON FUNCTION
 TO dispatch_admin;
 GRANT INSERT ON dispatch.tasks TO dispatch_admin;
 GRANT INSERT, UPDATE ON dispatch.tenants TO dispatch_admin;
+
+-- Standing orders. schedule() is not SECURITY DEFINER (it stores the caller's search_path for a
+-- sweep), so its INSERT needs the table privilege; the row trigger checks the rest. UPDATE is
+-- limited to the columns a user may change (the trigger validates them like an INSERT).
+GRANT EXECUTE ON FUNCTION
+  dispatch.schedule(text, text, jsonb, text, text, text, interval, timestamptz, timestamptz, boolean, text, numeric, text),
+  dispatch.unschedule(text, text), dispatch.pause(text, text), dispatch.resume(text, text)
+TO dispatch_admin;
+GRANT EXECUTE ON FUNCTION dispatch.forecast(text, interval), dispatch.next_due() TO dispatch_reader, dispatch_admin;
+GRANT INSERT ON dispatch.schedules TO dispatch_admin;
+GRANT UPDATE (spec, timezone, task, sweep, concurrency, catch_up, catch_up_limit, jitter, anchor,
+              starts_at, ends_at, max_failures, cost_per_fire, record_ref)
+  ON dispatch.schedules TO dispatch_admin;
