@@ -150,7 +150,7 @@ SELECT count(*) AS claims, count(DISTINCT task_id) AS tasks_claimed,
        count(*) FILTER (WHERE d.candidates >= 1) AS with_candidates,
        count(*) FILTER (WHERE d.policy_version IS NOT NULL) AS with_policy,
        count(*) FILTER (WHERE d.actor = current_user) AS with_actor,
-       count(*) FILTER (WHERE abs(d.score - ((d.factors->>'age')::float8 + (d.factors->>'urgent')::float8
+       count(*) FILTER (WHERE abs(d.score - ((d.factors->>'age_credit')::float8 + (d.factors->>'urgent')::float8
                                               + (d.factors->>'affinity')::float8 + (d.factors->>'match')::float8
                                               + (d.factors->>'fair')::float8)) < 0.01) AS score_is_sum
   FROM dispatch.decisions d JOIN dispatch.tasks t USING (task_id)

@@ -151,3 +151,19 @@ SELECT public.try(format('SELECT dispatch.extend_lease(%s)', :e1));
 -- The decision log of this file, by kind.
 SELECT kind, count(*) FROM dispatch.decisions GROUP BY 1 ORDER BY 1;
 SELECT running FROM dispatch.agents WHERE agent_id = 'l-1';
+
+-- Fencing: an agent whose lease ran out, and whose task another agent now holds, is refused
+-- when it names itself; the holder completes normally.
+SELECT dispatch.register_agent('fence-1', '{fence}') IS NOT NULL AS registered;
+SELECT dispatch.register_agent('fence-2', '{fence}') IS NOT NULL AS registered;
+SELECT dispatch.submit('fenced', requires => '{fence}') AS fenced_task \gset
+SELECT task_id = :fenced_task AS first_holder FROM dispatch.dispatch_next('fence-1');
+-- fence-1's lease runs out; the tick gives the task to the queue and fence-2 takes it.
+UPDATE dispatch.tasks SET lease_until = now() - interval '1 second' WHERE task_id = :fenced_task;
+SELECT (dispatch.requeue_expired() >= 1) AS requeued;
+SELECT task_id = :fenced_task AS second_holder FROM dispatch.dispatch_next('fence-2');
+\set VERBOSITY terse
+SELECT dispatch.complete(:fenced_task, '{"late": true}', agent_id => 'fence-1');
+\set VERBOSITY default
+SELECT dispatch.complete(:fenced_task, '{"ok": true}', agent_id => 'fence-2');
+SELECT state, result, agent_id FROM dispatch.tasks WHERE task_id = :fenced_task;

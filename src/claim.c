@@ -236,9 +236,10 @@ candidate_factors(const Candidate *c, double vtime, int probes)
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"lane\": \"%s\", \"priority\": \"%s\", \"age\": %.3f, "
-					 "\"priority_bonus\": %g, \"urgent\": %g, \"affinity\": %g, \"match\": %.3f, ",
-					 lanes[c->lane], priority_name(c->prio), c->age, c->bonus, c->urgent,
-					 c->affinity, c->match);
+					 "\"age_credit\": %.3f, \"priority_bonus\": %g, \"urgent\": %g, "
+					 "\"affinity\": %g, \"match\": %.3f, ",
+					 lanes[c->lane], priority_name(c->prio), c->age, c->age_credit, c->bonus,
+					 c->urgent, c->affinity, c->match);
 	if (c->match_value >= 0)
 		appendStringInfo(&s, "\"match_value\": %.4f, ", c->match_value);
 	else

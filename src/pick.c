@@ -307,8 +307,8 @@ score(const Policy *pol, TimestampTz now, double vtime, Candidate *c)
 	c->affinity = c->lane == LANE_RESERVED ? (c->assigned ? ASSIGNED_BONUS : pol->affinity_weight) : 0;
 	c->match = c->match_value >= 0 ? pol->match_weight * c->match_value : 0;
 	c->fair = -pol->fair_weight * Max(0.0, c->tenant_vstart - vtime);
-	c->score = Min(c->age, pol->max_age_credit) + (strict ? 1e9 : 0) +
-		c->urgent + c->affinity + c->match + c->fair;
+	c->age_credit = Min(c->age, pol->max_age_credit) + (strict ? 1e9 : 0);
+	c->score = c->age_credit + c->urgent + c->affinity + c->match + c->fair;
 }
 
 static int

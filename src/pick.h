@@ -50,6 +50,7 @@ typedef struct Candidate
 	/* the score and its terms, all in seconds */
 	double		score;
 	double		age;			/* now - skey: waiting time plus priority bonus */
+	double		age_credit;		/* the part of age the score counts (capped; +1e9 strict) */
 	double		bonus;			/* the priority part of age */
 	double		urgent;
 	double		affinity;

@@ -66,7 +66,8 @@ COMMENT ON FUNCTION dispatch.submit(text, jsonb, text, text, text[], timestamptz
   'Submit a task; returns its task_id. It is ready at once, or scheduled until run_at. requires: capabilities an agent needs; sensitivity: clearance needed; region; deadline and est_duration: for the urgent lane; session_ref: sticks to the agent serving that session; profile: wanted personality; dispatch_key: idempotency key; parent_id and run_id: fan-out correlation; depends_on: tasks that must be done first; record_ref: the record it is about; outputs: the result''s contract; shed_if_busy: a low task that may be dropped under overload.';
 
 -- Internal: a claimed task, locked, that the caller may act on as its holder.
-CREATE FUNCTION dispatch.task_for_holder(task_id bigint, action text) RETURNS dispatch.tasks
+CREATE FUNCTION dispatch.task_for_holder(task_id bigint, action text, agent_id text DEFAULT NULL)
+  RETURNS dispatch.tasks
   LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
   t dispatch.tasks;
@@ -91,6 +92,13 @@ BEGIN
               ELSE 'It is finished; nothing more can be done with it.'
             END;
   END IF;
+  -- Fencing: an agent whose lease ran out, and whose task another agent now holds, is refused.
+  IF task_for_holder.agent_id IS NOT NULL AND task_for_holder.agent_id IS DISTINCT FROM t.agent_id THEN
+    RAISE EXCEPTION 'cannot % task %: it is leased to agent "%", not "%"', action, task_id, t.agent_id,
+                    task_for_holder.agent_id
+      USING ERRCODE = '55000',
+            HINT = 'The lease of that agent ran out and the task went to another agent; drop the work.';
+  END IF;
   SELECT g.owner_role INTO owner FROM dispatch.agents AS g WHERE g.agent_id = t.agent_id;
   IF NOT dispatch.may_act_as(owner) THEN
     RAISE EXCEPTION 'task % is leased to agent "%", and role "%" may not act as it',
@@ -101,26 +109,28 @@ BEGIN
   RETURN t;
 END
 $$;
-COMMENT ON FUNCTION dispatch.task_for_holder(bigint, text) IS
-  'Internal: the claimed task, locked, once the caller is known to act for the agent holding it (42704 unknown task, 55000 not claimed, 42501 not the holder).';
+COMMENT ON FUNCTION dispatch.task_for_holder(bigint, text, text) IS
+  'Internal: the claimed task, locked, once the caller is known to act for the agent holding it (42704 unknown task, 55000 not claimed or held by another agent than agent_id, 42501 not the holder).';
 
-CREATE FUNCTION dispatch.complete(task_id bigint, result jsonb DEFAULT NULL) RETURNS void
+CREATE FUNCTION dispatch.complete(task_id bigint, result jsonb DEFAULT NULL, agent_id text DEFAULT NULL)
+  RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
-  t dispatch.tasks := dispatch.task_for_holder(task_id, 'complete');
+  t dispatch.tasks := dispatch.task_for_holder(task_id, 'complete', agent_id);
 BEGIN
   UPDATE dispatch.tasks AS k
      SET state = 'done', result = complete.result, finished_at = clock_timestamp(), lease_until = NULL
    WHERE k.task_id = t.task_id;
 END
 $$;
-COMMENT ON FUNCTION dispatch.complete(bigint, jsonb) IS
-  'The agent finished the task with this result. Only the agent holding the lease may complete it, once.';
+COMMENT ON FUNCTION dispatch.complete(bigint, jsonb, text) IS
+  'The agent finished the task with this result. Only the agent holding the lease may complete it, once. Passing agent_id fences a stale agent: if its lease ran out and another agent holds the task, the call is refused (55000).';
 
-CREATE FUNCTION dispatch.fail(task_id bigint, error text, retry boolean DEFAULT true) RETURNS text
+CREATE FUNCTION dispatch.fail(task_id bigint, error text, retry boolean DEFAULT true,
+                              agent_id text DEFAULT NULL) RETURNS text
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
-  t dispatch.tasks := dispatch.task_for_holder(task_id, 'fail');
+  t dispatch.tasks := dispatch.task_for_holder(task_id, 'fail', agent_id);
   base float8 := extract(epoch FROM current_setting('dispatch.retry_base')::interval);
   cap float8 := extract(epoch FROM current_setting('dispatch.retry_max')::interval);
   delay float8;
@@ -153,10 +163,10 @@ BEGIN
   RETURN next_state;
 END
 $$;
-COMMENT ON FUNCTION dispatch.fail(bigint, text, boolean) IS
+COMMENT ON FUNCTION dispatch.fail(bigint, text, boolean, text) IS
   'The attempt failed. With retry (the default) the task waits an exponential backoff with jitter (dispatch.retry_base doubling per attempt, at most dispatch.retry_max) and runs again, until max_attempts: then it is dead. retry => false ends it as failed. Returns the new state.';
 
-CREATE FUNCTION dispatch.abort(task_id bigint, reason text) RETURNS void
+CREATE FUNCTION dispatch.abort(task_id bigint, reason text, agent_id text DEFAULT NULL) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
   t dispatch.tasks;
@@ -165,20 +175,20 @@ BEGIN
     RAISE EXCEPTION 'abort needs a reason' USING ERRCODE = '22004',
       HINT = 'Say why the agent refuses the task; the reason is kept in the task and the decision log.';
   END IF;
-  t := dispatch.task_for_holder(task_id, 'abort');
+  t := dispatch.task_for_holder(task_id, 'abort', agent_id);
   UPDATE dispatch.tasks AS k
      SET state = 'aborted', error = abort.reason, finished_at = clock_timestamp(), lease_until = NULL
    WHERE k.task_id = t.task_id;
   PERFORM dispatch.log_decision('abort', t.task_id, t.agent_id, t.tenant, reason);
 END
 $$;
-COMMENT ON FUNCTION dispatch.abort(bigint, text) IS
+COMMENT ON FUNCTION dispatch.abort(bigint, text, text) IS
   'The agent refuses the task, with a reason; it ends as aborted and is not retried.';
 
-CREATE FUNCTION dispatch.release(task_id bigint) RETURNS void
+CREATE FUNCTION dispatch.release(task_id bigint, agent_id text DEFAULT NULL) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
-  t dispatch.tasks := dispatch.task_for_holder(task_id, 'release');
+  t dispatch.tasks := dispatch.task_for_holder(task_id, 'release', agent_id);
 BEGIN
   -- Unharmed: the attempt does not count, and it keeps its place in line (ready_at is kept).
   UPDATE dispatch.tasks AS k
@@ -187,10 +197,11 @@ BEGIN
   PERFORM dispatch.log_decision('release', t.task_id, t.agent_id, t.tenant, 'released by the agent');
 END
 $$;
-COMMENT ON FUNCTION dispatch.release(bigint) IS
+COMMENT ON FUNCTION dispatch.release(bigint, text) IS
   'Give the task back unharmed: it is ready again at its old place in line, and the attempt does not count.';
 
-CREATE FUNCTION dispatch.extend_lease(task_id bigint, by interval DEFAULT NULL) RETURNS timestamptz
+CREATE FUNCTION dispatch.extend_lease(task_id bigint, by interval DEFAULT NULL, agent_id text DEFAULT NULL)
+  RETURNS timestamptz
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
   t dispatch.tasks;
@@ -200,14 +211,14 @@ BEGIN
     RAISE EXCEPTION 'a lease can only be extended by a positive interval, not %', by
       USING ERRCODE = '22023', HINT = 'Leave by out to extend by dispatch.lease_time.';
   END IF;
-  t := dispatch.task_for_holder(task_id, 'extend the lease of');
+  t := dispatch.task_for_holder(task_id, 'extend the lease of', agent_id);
   until := greatest(t.lease_until, clock_timestamp())
            + coalesce(by, current_setting('dispatch.lease_time')::interval);
   UPDATE dispatch.tasks AS k SET lease_until = until WHERE k.task_id = t.task_id;
   RETURN until;
 END
 $$;
-COMMENT ON FUNCTION dispatch.extend_lease(bigint, interval) IS
+COMMENT ON FUNCTION dispatch.extend_lease(bigint, interval, text) IS
   'Keep the task longer: its lease ends later by the interval (default dispatch.lease_time). Returns the new end of the lease.';
 
 CREATE FUNCTION dispatch.cancel(task_id bigint) RETURNS void

@@ -33,8 +33,8 @@ GRANT EXECUTE ON FUNCTION dispatch.explain_next(text) TO dispatch_agent, dispatc
 -- Agents and the apps that feed them.
 GRANT EXECUTE ON FUNCTION
   dispatch.dispatch_next(text), dispatch.dispatch_next(text, int),
-  dispatch.complete(bigint, jsonb), dispatch.fail(bigint, text, boolean),
-  dispatch.abort(bigint, text), dispatch.release(bigint), dispatch.extend_lease(bigint, interval),
+  dispatch.complete(bigint, jsonb, text), dispatch.fail(bigint, text, boolean, text),
+  dispatch.abort(bigint, text, text), dispatch.release(bigint, text), dispatch.extend_lease(bigint, interval, text),
   dispatch.heartbeat(text), dispatch.drain_agent(text, boolean),
   dispatch.register_agent(text, text[], int, real[], int, text, real, jsonb, name),
   dispatch.deregister_agent(text),

@@ -48,7 +48,7 @@ SELECT col_has_check('dispatch', 'agents', 'capacity', 'agents.capacity has a CH
 
 -- The indexes of dispatch.tasks: exactly these.
 SELECT indexes_are('dispatch', 'tasks', ARRAY['tasks_pkey', 'tasks_ready_idx', 'tasks_reserved_idx',
-  'tasks_urgent_idx', 'tasks_scheduled_idx', 'tasks_claimed_idx', 'tasks_finished_idx']);
+  'tasks_urgent_idx', 'tasks_scheduled_idx', 'tasks_claimed_idx', 'tasks_finished_idx', 'tasks_deadline_idx']);
 -- The claim path's: their columns, B-tree, and their partial predicates.
 SELECT has_index('dispatch', 'tasks', 'tasks_ready_idx', ARRAY['sig', 'tenant', 'skey', 'task_id']);
 SELECT has_index('dispatch', 'tasks', 'tasks_reserved_idx', ARRAY['reserved_for', 'skey', 'task_id']);
@@ -83,11 +83,11 @@ SELECT function_privs_are('dispatch', f.name, f.args, r.role,
   FROM (VALUES
     ('dispatch_next', ARRAY['text'], ARRAY['dispatch_agent', 'dispatch_admin']),
     ('dispatch_next', ARRAY['text', 'integer'], ARRAY['dispatch_agent', 'dispatch_admin']),
-    ('complete', ARRAY['bigint', 'jsonb'], ARRAY['dispatch_agent', 'dispatch_admin']),
-    ('fail', ARRAY['bigint', 'text', 'boolean'], ARRAY['dispatch_agent', 'dispatch_admin']),
-    ('abort', ARRAY['bigint', 'text'], ARRAY['dispatch_agent', 'dispatch_admin']),
-    ('release', ARRAY['bigint'], ARRAY['dispatch_agent', 'dispatch_admin']),
-    ('extend_lease', ARRAY['bigint', 'interval'], ARRAY['dispatch_agent', 'dispatch_admin']),
+    ('complete', ARRAY['bigint', 'jsonb', 'text'], ARRAY['dispatch_agent', 'dispatch_admin']),
+    ('fail', ARRAY['bigint', 'text', 'boolean', 'text'], ARRAY['dispatch_agent', 'dispatch_admin']),
+    ('abort', ARRAY['bigint', 'text', 'text'], ARRAY['dispatch_agent', 'dispatch_admin']),
+    ('release', ARRAY['bigint', 'text'], ARRAY['dispatch_agent', 'dispatch_admin']),
+    ('extend_lease', ARRAY['bigint', 'interval', 'text'], ARRAY['dispatch_agent', 'dispatch_admin']),
     ('cancel', ARRAY['bigint'], ARRAY['dispatch_agent', 'dispatch_admin']),
     ('heartbeat', ARRAY['text'], ARRAY['dispatch_agent', 'dispatch_admin']),
     ('drain_agent', ARRAY['text', 'boolean'], ARRAY['dispatch_agent', 'dispatch_admin']),
@@ -105,7 +105,7 @@ SELECT function_privs_are('dispatch', f.name, f.args, r.role,
     ('virtual_time', ARRAY[]::name[], ARRAY['dispatch_reader', 'dispatch_admin']),
     ('policy_version', ARRAY[]::name[], ARRAY['dispatch_agent', 'dispatch_reader', 'dispatch_admin']),
     -- Internal helpers: nobody calls them directly.
-    ('task_for_holder', ARRAY['bigint', 'text'], ARRAY[]::name[]),
+    ('task_for_holder', ARRAY['bigint', 'text', 'text'], ARRAY[]::name[]),
     ('agent_for_caller', ARRAY['text', 'boolean'], ARRAY[]::name[]),
     ('log_decision', ARRAY['text', 'bigint', 'text', 'text', 'text', 'jsonb'], ARRAY[]::name[]),
     ('promote_due', ARRAY['integer'], ARRAY[]::name[]),
@@ -125,8 +125,8 @@ SELECT table_privs_are('dispatch', 'agents', 'dispatch_admin', ARRAY['SELECT']);
 
 -- SECURITY DEFINER where it acts for the caller, with search_path pinned.
 SELECT is_definer('dispatch', f, a)
-  FROM (VALUES ('dispatch_next', ARRAY['text']), ('complete', ARRAY['bigint', 'jsonb']),
-               ('fail', ARRAY['bigint', 'text', 'boolean']), ('heartbeat', ARRAY['text'])) AS d(f, a);
+  FROM (VALUES ('dispatch_next', ARRAY['text']), ('complete', ARRAY['bigint', 'jsonb', 'text']),
+               ('fail', ARRAY['bigint', 'text', 'boolean', 'text']), ('heartbeat', ARRAY['text'])) AS d(f, a);
 SELECT is(count(*)::int, 0, 'every SECURITY DEFINER function pins search_path')
   FROM pg_proc WHERE pronamespace = 'dispatch'::regnamespace AND prosecdef
    AND NOT coalesce(proconfig @> ARRAY['search_path=pg_catalog, dispatch, pg_temp'], false);
