@@ -44,7 +44,7 @@
 
 #define SELECT_HINT "A sweep only reads: give one SELECT whose rows become tasks."
 
-/* No INTO and no data-modifying WITH, anywhere in the SELECT tree. */
+/* No INTO, no row locks and no data-modifying WITH, anywhere in the SELECT tree. */
 static void
 check_select(SelectStmt *sel)
 {
@@ -56,6 +56,12 @@ check_select(SelectStmt *sel)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a sweep query cannot be SELECT INTO"),
+				 errhint(SELECT_HINT)));
+	/* Row locks would be held by the tick until it commits, stalling the owner's own work. */
+	if (sel->lockingClause)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a sweep query cannot lock rows (FOR UPDATE, FOR SHARE)"),
 				 errhint(SELECT_HINT)));
 	if (sel->withClause)
 		foreach(lc, sel->withClause->ctes)

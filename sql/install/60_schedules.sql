@@ -565,7 +565,7 @@ COMMENT ON FUNCTION dispatch.resume(text, text) IS
 CREATE FUNCTION dispatch.forecast(tenant text, horizon interval)
   RETURNS TABLE (schedule_id bigint, name text, spec text, timezone text, next_fire_at timestamptz,
                  fires bigint, cost_per_fire numeric, cost numeric)
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 BEGIN
   IF tenant IS NULL OR horizon IS NULL THEN
     RAISE EXCEPTION 'forecast needs a tenant and a horizon' USING ERRCODE = '22004',
