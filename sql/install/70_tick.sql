@@ -217,3 +217,37 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.tick() IS
   'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, expire work past its deadline (policy), fire due schedules, remove the history of long-deleted schedules, update kind averages, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+
+-- For hosts that drive the tick from pg_cron, whose 1.4 release schedules by the minute: one
+-- job a minute runs this, which ticks until `duration` is over, committing after each tick and
+-- sleeping until the next schedule is due (at most dispatch.naptime), like the worker does.
+-- A procedure with transaction control cannot be SECURITY DEFINER or pin search_path: it runs
+-- with the caller's rights (dispatch.tick() is the definer), and every name in it is qualified.
+CREATE PROCEDURE dispatch.run_ticks(duration interval DEFAULT '55 seconds')
+  LANGUAGE plpgsql AS $$
+DECLARE
+  stop timestamptz;
+  due timestamptz;
+  nap float8;
+BEGIN
+  IF duration IS NULL OR duration <= interval '0' OR duration > interval '1 hour' THEN
+    RAISE EXCEPTION 'run_ticks needs a duration between 0 and 1 hour, not %', duration
+      USING ERRCODE = '22023',
+            HINT = 'Run it from a job every minute with a little less than a minute, for example ''55 seconds''.';
+  END IF;
+  stop := pg_catalog.clock_timestamp() + duration;
+  LOOP
+    PERFORM dispatch.tick();
+    COMMIT;
+    EXIT WHEN pg_catalog.clock_timestamp() >= stop;
+    due := dispatch.next_due();
+    nap := LEAST(
+             pg_catalog.date_part('epoch', pg_catalog.current_setting('dispatch.naptime')::interval),
+             pg_catalog.date_part('epoch', stop - pg_catalog.clock_timestamp()),
+             pg_catalog.date_part('epoch', due - pg_catalog.clock_timestamp()));
+    PERFORM pg_catalog.pg_sleep(GREATEST(nap, 0.01));
+  END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE dispatch.run_ticks(interval) IS
+  'Tick repeatedly for duration (at most 1 hour), committing after each tick and sleeping until the next schedule is due or dispatch.naptime, whichever comes first. For pg_cron 1.4, which schedules by the minute: cron.schedule(''dispatch-ticks'', ''* * * * *'', ''CALL dispatch.run_ticks(''''55 seconds'''')'').';

@@ -57,6 +57,7 @@ GRANT EXECUTE ON FUNCTION
   dispatch.unschedule(text, text), dispatch.pause(text, text), dispatch.resume(text, text)
 TO dispatch_admin;
 GRANT EXECUTE ON FUNCTION dispatch.forecast(text, interval), dispatch.next_due() TO dispatch_reader, dispatch_admin;
+GRANT EXECUTE ON PROCEDURE dispatch.run_ticks(interval) TO dispatch_admin;
 GRANT INSERT ON dispatch.schedules TO dispatch_admin;
 GRANT UPDATE (spec, timezone, task, sweep, concurrency, catch_up, catch_up_limit, jitter, anchor,
               starts_at, ends_at, max_failures, cost_per_fire, record_ref)
