@@ -107,6 +107,11 @@ wait_for_next_due(void)
 	TimestampTz now;
 	TimestampTz due;
 
+	/* An extension script older than this library has no next_due(): tick by naptime. */
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure('dispatch.next_due()') IS NOT NULL", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return dispatch_naptime;
 	if (SPI_execute("SELECT dispatch.next_due()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "dispatch worker: could not read when the next schedule is due");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
