@@ -37,7 +37,7 @@ SELECT index_is_unique('dispatch', 'fires', 'fires_run_idx');
 
 SELECT has_trigger('dispatch', 'schedules', 'schedule_row', 'schedules are validated by a row trigger');
 SELECT has_trigger('dispatch', 'tasks', 'schedule_task_finished', 'task outcomes reach their schedule');
-SELECT ok(pg_get_triggerdef(oid) LIKE '%WHEN ((new.schedule_id IS NOT NULL)%',
+SELECT ok(pg_get_triggerdef(oid) LIKE '%WHEN (((new.schedule_id IS NOT NULL)%',
           'the outcome trigger fires only for tasks a schedule made')
   FROM pg_trigger WHERE tgname = 'schedule_task_finished';
 
