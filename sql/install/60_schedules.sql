@@ -119,11 +119,15 @@ COMMENT ON COLUMN dispatch.fires.outcome IS 'Once every task finished: failed if
 -- Helpers ---------------------------------------------------------------------------------
 
 -- The first slot of s strictly after `after`, inside starts_at/ends_at; NULL when none.
+-- PL/pgSQL: the tick calls it once per fire, and SQL functions are planned on every call.
 CREATE FUNCTION dispatch.schedule_slot_after(s dispatch.schedules, after timestamptz) RETURNS timestamptz
-  LANGUAGE sql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
-  SELECT CASE WHEN n > s.ends_at THEN NULL ELSE n END
-    FROM dispatch.next_fire(s.spec, greatest(after, s.starts_at - interval '1 microsecond'),
-                            s.timezone, s.anchor) AS n
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+DECLARE
+  n timestamptz := dispatch.next_fire(s.spec, greatest(after, s.starts_at - interval '1 microsecond'),
+                                      s.timezone, s.anchor);
+BEGIN
+  RETURN CASE WHEN n > s.ends_at THEN NULL ELSE n END;
+END
 $$;
 COMMENT ON FUNCTION dispatch.schedule_slot_after(dispatch.schedules, timestamptz) IS
   'Internal: the first slot of the schedule strictly after the instant, within starts_at and ends_at; NULL when it never fires again.';

@@ -6,20 +6,22 @@
 -- goes on. Task outcomes come back through an AFTER UPDATE trigger that only scheduled tasks
 -- fire. History of deleted schedules is removed after dispatch.history_retention.
 
--- Internal: the task of one fire, from the template. The deadline is an offset from `due`.
-CREATE FUNCTION dispatch.fire_task(s dispatch.schedules, run uuid, due timestamptz) RETURNS bigint
-  LANGUAGE sql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
-  INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
+-- Internal: the task of one fire, from the template, with the id the fire row already names.
+-- The deadline is an offset from `due`. PL/pgSQL, so the INSERT's plan is kept between fires.
+CREATE FUNCTION dispatch.fire_task(s dispatch.schedules, run uuid, due timestamptz, id bigint) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
+BEGIN
+  INSERT INTO dispatch.tasks (task_id, kind, payload, tenant, priority, requires, deadline, est_duration,
                               session_ref, profile, sensitivity, region, max_attempts, outputs,
                               shed_if_busy, record_ref, run_id, schedule_id, owner_role)
-  SELECT r.kind, coalesce(r.payload, '{}'), s.tenant, coalesce(r.priority, 'normal'),
+  SELECT id, r.kind, coalesce(r.payload, '{}'), s.tenant, coalesce(r.priority, 'normal'),
          coalesce(r.requires, '{}'), due + (s.task ->> 'deadline')::interval, r.est_duration,
          r.session_ref, r.profile, coalesce(r.sensitivity, 0), r.region, coalesce(r.max_attempts, 3),
          r.outputs, coalesce(r.shed_if_busy, false), s.record_ref, run, s.schedule_id, s.owner_role
-    FROM jsonb_populate_record(NULL::dispatch.tasks, s.task - 'deadline') AS r
-  RETURNING task_id
+    FROM jsonb_populate_record(NULL::dispatch.tasks, s.task - 'deadline') AS r;
+END
 $$;
-COMMENT ON FUNCTION dispatch.fire_task(dispatch.schedules, uuid, timestamptz) IS
+COMMENT ON FUNCTION dispatch.fire_task(dispatch.schedules, uuid, timestamptz, bigint) IS
   'Internal: submits the task of one fire from the schedule''s template, as its owner, with the schedule''s tenant and record_ref, the fire''s run_id, and the deadline offset counted from when the fire is due.';
 
 -- Internal: the tasks of one fire of a sweep schedule; returns how many.
@@ -119,23 +121,31 @@ BEGIN
     RETURN CASE WHEN FOUND THEN 'skipped' ELSE 'duplicate' END;
   END IF;
   BEGIN
-    INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, late, run_id)
-    VALUES (s.schedule_id, slot, due, 'fired', late, run)
-    ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-      RETURN 'duplicate';
-    END IF;
     IF s.sweep IS NULL THEN
-      tid := dispatch.fire_task(s, run, due);
-      n := 1;
+      -- The task's id is taken first, so the fire row is written once, complete.
+      tid := nextval('dispatch.tasks_task_id_seq');
+      INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, late, run_id, task_id,
+                                  tasks, open_tasks)
+      VALUES (s.schedule_id, slot, due, 'fired', late, run, tid, 1, 1)
+      ON CONFLICT DO NOTHING;
+      IF NOT FOUND THEN
+        RETURN 'duplicate';
+      END IF;
+      PERFORM dispatch.fire_task(s, run, due, tid);
     ELSE
+      INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, late, run_id)
+      VALUES (s.schedule_id, slot, due, 'fired', late, run)
+      ON CONFLICT DO NOTHING;
+      IF NOT FOUND THEN
+        RETURN 'duplicate';
+      END IF;
       n := dispatch.fire_sweep(s, run, due);
+      UPDATE dispatch.fires AS f
+         SET tasks = n, open_tasks = n,
+             outcome = CASE WHEN n = 0 THEN 'done' END,
+             finished_at = CASE WHEN n = 0 THEN clock_timestamp() END
+       WHERE f.schedule_id = s.schedule_id AND f.scheduled_for = slot;
     END IF;
-    UPDATE dispatch.fires AS f
-       SET task_id = tid, tasks = n, open_tasks = n,
-           outcome = CASE WHEN n = 0 THEN 'done' END,
-           finished_at = CASE WHEN n = 0 THEN clock_timestamp() END
-     WHERE f.schedule_id = s.schedule_id AND f.scheduled_for = slot;
     RETURN 'fired';
   EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
@@ -152,96 +162,119 @@ COMMENT ON FUNCTION dispatch.fire_slot(dispatch.schedules, timestamptz, boolean,
   'Internal: fires one slot in a subtransaction: records it in dispatch.fires (nothing when already recorded), submits its task or sweep, or records it skipped (concurrency = skip) or failed (with the error, counted toward max_failures).';
 
 -- Internal: every due slot of one schedule at `at`, then its next fire.
+--
+-- Slots before `missed_before` were missed (more than grace late): their number and the last
+-- few come from count_fires/fire_times, and the catch_up policy says which of them still fire.
+-- The slots from there to `due_until` are on time: they are walked with next_fire, which also
+-- gives the next fire once the walk passes `due_until`. In the common case (one slot, on time)
+-- that is one next_fire call.
 CREATE FUNCTION dispatch.fire_schedule(s dispatch.schedules, at timestamptz, grace interval,
                                        OUT fired int, OUT skipped bigint, OUT failed int)
   LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
   eps constant interval := interval '1 microsecond';
   first timestamptz := s.next_fire_at - s.jitter_offset;  -- the slot that made it due
-  missed_before timestamptz := at - grace - s.jitter_offset;  -- slots before this are missed
-  due_until timestamptz := at - s.jitter_offset;              -- slots up to this are due
+  missed_before timestamptz := at - grace - s.jitter_offset;
+  due_until timestamptz := at - s.jitter_offset;
   n_missed bigint := 0;
   keep bigint := 0;
   tail timestamptz[] := '{}';
-  ontime timestamptz[] := '{}';
-  slots timestamptz[];
   skip_last timestamptz;
   slot timestamptz;
-  last timestamptz;
-  previous timestamptz := s.last_fired_for;
   result text;
-  i int := 0;
+  previous timestamptz := s.last_fired_for;
+  walked int := 0;
+  paused boolean := false;
+  n bigint;
 BEGIN
   fired := 0; skipped := 0; failed := 0;
-  -- Plan (reads only, so its subtransaction costs no transaction id). A schedule that cannot
-  -- even be planned pauses itself with the error instead of failing every tick.
-  BEGIN
-    IF first < missed_before THEN
+  slot := first;
+  IF first < missed_before THEN
+    -- Plan (reads only, so its subtransaction costs no transaction id). A schedule that cannot
+    -- even be planned pauses itself with the error instead of failing every tick.
+    BEGIN
       n_missed := dispatch.count_fires(s.spec, first - eps, least(missed_before - eps, s.ends_at),
                                        s.timezone, s.anchor);
-    END IF;
-    ontime := ARRAY(SELECT dispatch.fire_times(s.spec, greatest(first, missed_before) - eps,
-                                               least(due_until, s.ends_at), s.timezone, s.anchor, 1000));
-    IF n_missed > 0 THEN
-      keep := CASE s.catch_up WHEN 'all' THEN least(s.catch_up_limit, n_missed)
-                              WHEN 'once' THEN CASE WHEN cardinality(ontime) = 0 THEN 1 ELSE 0 END
-                              ELSE 0 END;
-      -- The last keep + 1 missed slots: the ones replayed, and the last one skipped before them.
-      tail := ARRAY(SELECT dispatch.fire_times(s.spec, first - eps, least(missed_before - eps, s.ends_at),
-                                               s.timezone, s.anchor, (keep + 1)::int, true));
-      IF n_missed > keep THEN
-        skip_last := tail[cardinality(tail) - keep];
+      slot := dispatch.schedule_slot_after(s, missed_before - eps);  -- the first on-time slot
+      IF n_missed > 0 THEN
+        keep := CASE s.catch_up WHEN 'all' THEN least(s.catch_up_limit, n_missed)
+                                WHEN 'once' THEN CASE WHEN slot <= due_until THEN 0 ELSE 1 END
+                                ELSE 0 END;
+        -- The last keep + 1 missed slots: the ones replayed, and the last one skipped before them.
+        tail := ARRAY(SELECT dispatch.fire_times(s.spec, first - eps, least(missed_before - eps, s.ends_at),
+                                                 s.timezone, s.anchor, (keep + 1)::int, true));
+        IF n_missed > keep THEN
+          skip_last := tail[cardinality(tail) - keep];
+        END IF;
+        tail := tail[cardinality(tail) - keep + 1:];
       END IF;
-      tail := tail[cardinality(tail) - keep + 1:];
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS result = MESSAGE_TEXT;
+      UPDATE dispatch.schedules AS x
+         SET enabled = false, paused_at = clock_timestamp(),
+             pause_reason = format('paused itself: its due fires could not be worked out: %s', result)
+       WHERE x.schedule_id = s.schedule_id;
+      RAISE LOG 'dispatch: schedule "%" of tenant "%" paused: %', s.name, s.tenant, result;
+      failed := 1;
+      RETURN;
+    END;
+    -- Missed slots not caught up: one row for the whole run of them, with the reason.
+    IF n_missed > keep THEN
+      INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, slots, through, reason)
+      VALUES (s.schedule_id, first, first + s.jitter_offset, 'skipped', n_missed - keep, skip_last,
+              format('missed: %s fire(s) from %s through %s were due more than dispatch.misfire_grace (%s) before the scheduler got to them (catch_up = %s)',
+                     n_missed - keep, first, skip_last, grace, s.catch_up))
+      ON CONFLICT DO NOTHING;
+      skipped := n_missed - keep;
     END IF;
-  EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS result = MESSAGE_TEXT;
-    UPDATE dispatch.schedules AS x
-       SET enabled = false, paused_at = clock_timestamp(),
-           pause_reason = format('paused itself: its due fires could not be worked out: %s', result)
-     WHERE x.schedule_id = s.schedule_id;
-    RAISE LOG 'dispatch: schedule "%" of tenant "%" paused: %', s.name, s.tenant, result;
-    failed := 1;
-    RETURN;
-  END;
-
-  -- Missed slots not caught up: one row for the whole run of them, with the reason.
-  IF n_missed > keep THEN
-    INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, slots, through, reason)
-    VALUES (s.schedule_id, first, first + s.jitter_offset, 'skipped', n_missed - keep, skip_last,
-            format('missed: %s fire(s) from %s through %s were due more than dispatch.misfire_grace (%s) before the scheduler got to them (catch_up = %s)',
-                   n_missed - keep, first, skip_last, grace, s.catch_up))
-    ON CONFLICT DO NOTHING;
-    skipped := n_missed - keep;
-    last := skip_last;
   END IF;
 
-  slots := tail || ontime;
-  FOREACH slot IN ARRAY slots LOOP
-    i := i + 1;
-    IF NOT (SELECT x.enabled FROM dispatch.schedules AS x WHERE x.schedule_id = s.schedule_id) THEN
-      -- It paused itself on a failure just now: what is left of this tick's slots is recorded.
-      INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, slots, through, reason)
-      VALUES (s.schedule_id, slot, slot + s.jitter_offset, 'skipped', cardinality(slots) - i + 1,
-              slots[cardinality(slots)], 'the schedule paused itself after too many failed fires')
-      ON CONFLICT DO NOTHING;
-      skipped := skipped + cardinality(slots) - i + 1;
-      last := slots[cardinality(slots)];
-      EXIT;
+  -- Replayed missed slots, then the on-time ones; at most 1000 on-time slots per tick.
+  FOR i IN 1 .. cardinality(tail) + 1000 LOOP
+    EXIT WHEN i > cardinality(tail) AND (slot IS NULL OR slot > due_until);
+    IF i <= cardinality(tail) THEN
+      result := dispatch.fire_slot(s, tail[i], true, previous);
+    ELSE
+      result := dispatch.fire_slot(s, slot, false, previous);
     END IF;
-    result := dispatch.fire_slot(s, slot, slot < missed_before, previous);
     CASE result
-      WHEN 'fired' THEN fired := fired + 1; previous := slot;
+      WHEN 'fired' THEN
+        fired := fired + 1;
+        previous := CASE WHEN i <= cardinality(tail) THEN tail[i] ELSE slot END;
       WHEN 'skipped' THEN skipped := skipped + 1;
-      WHEN 'failed' THEN failed := failed + 1;
+      WHEN 'failed' THEN
+        failed := failed + 1;
+        paused := NOT (SELECT x.enabled FROM dispatch.schedules AS x WHERE x.schedule_id = s.schedule_id);
       ELSE NULL;
     END CASE;
-    last := slot;
+    IF i > cardinality(tail) THEN
+      slot := dispatch.schedule_slot_after(s, slot);
+    END IF;
+    IF paused THEN
+      -- It paused itself on a failure just now: the rest of this tick's due slots are recorded.
+      IF i < cardinality(tail) THEN
+        slot := tail[i + 1];
+      ELSIF i = cardinality(tail) THEN
+        NULL;  -- slot is already the first on-time slot
+      END IF;
+      IF slot IS NOT NULL AND slot <= due_until THEN
+        n := dispatch.count_fires(s.spec, slot - eps, least(due_until, s.ends_at), s.timezone, s.anchor);
+        skip_last := (SELECT t FROM dispatch.fire_times(s.spec, slot - eps, least(due_until, s.ends_at),
+                                                        s.timezone, s.anchor, 1, true) AS t);
+        INSERT INTO dispatch.fires (schedule_id, scheduled_for, due_at, status, slots, through, reason)
+        VALUES (s.schedule_id, slot, slot + s.jitter_offset, 'skipped', n, skip_last,
+                'the schedule paused itself after too many failed fires')
+        ON CONFLICT DO NOTHING;
+        skipped := skipped + n;
+        slot := dispatch.schedule_slot_after(s, skip_last);
+      END IF;
+      EXIT;
+    END IF;
   END LOOP;
 
-  -- Next: the slot after the last one handled (a slot that was not there is passed over).
+  -- `slot` is now the first slot not handled: the next fire (NULL: the schedule has ended).
   UPDATE dispatch.schedules AS x
-     SET next_fire_at = dispatch.schedule_slot_after(s, coalesce(last, first)) + s.jitter_offset,
+     SET next_fire_at = slot + s.jitter_offset,
          last_fire_at = CASE WHEN fired > 0 THEN clock_timestamp() ELSE x.last_fire_at END,
          last_fired_for = previous,
          updated_at = clock_timestamp()
