@@ -11,6 +11,7 @@ trap '"$tree/scripts/cluster.sh" stop "$dir/c"; rm -rf "$dir"' EXIT
 as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- env PATH="$PATH" "$@"; fi; }
 
 status=0
+shopt -s nullglob   # no suites yet is not an error
 for suite in "$tree"/test/pgtap/*.sql; do
   db="t_$(basename "$suite" .sql)"
   as_pg psql -h "$dir/c" -p "$port" -qX -d postgres -c "CREATE DATABASE $db" >/dev/null

@@ -7,17 +7,19 @@ DELETE FROM dispatch.tasks;
 DELETE FROM dispatch.decisions;
 DELETE FROM dispatch.agents;
 
+-- A parent for both (parent_id must name an existing task).
+SELECT dispatch.submit('k3-parent', tenant => 't03') AS parent \gset
 -- The same task twice, in one transaction (so both have the same ready_at).
 BEGIN;
 SELECT dispatch.submit('k3', '{"n": 1}', tenant => 't03', priority => 'high',
                        requires => '{sql,py,sql}', deadline => now() + interval '1 hour',
                        est_duration => interval '10 minutes', sensitivity => 1, region => 'eu',
                        profile => '{0.5,0.25,1}', max_attempts => 5, session_ref => 's-1',
-                       parent_id => 42) AS via_submit \gset
+                       parent_id => :parent) AS via_submit \gset
 INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
                             sensitivity, region, profile, max_attempts, session_ref, parent_id)
 VALUES ('k3', '{"n": 1}', 't03', 'high', '{py,sql}', now() + interval '1 hour',
-        interval '10 minutes', 1, 'eu', '{0.5,0.25,1}', 5, 's-1', 42)
+        interval '10 minutes', 1, 'eu', '{0.5,0.25,1}', 5, 's-1', :parent)
 RETURNING task_id AS via_insert \gset
 SELECT ready_at = now() AS ready_now FROM dispatch.tasks WHERE task_id = :via_submit;
 COMMIT;
@@ -25,7 +27,7 @@ COMMIT;
 SELECT CASE task_id WHEN :via_submit THEN 'submit' ELSE 'insert' END AS path,
        state, requires, skey - ready_at AS skey_offset, cost, deadline - lst AS deadline_minus_lst,
        deadline - urgent_at AS deadline_minus_urgent_at, attempts, max_attempts, payload,
-       profile, session_ref, parent_id, owner_role = current_user AS owner_is_submitter
+       profile, session_ref, parent_id = :parent AS parent_ok, owner_role = current_user AS owner_is_submitter
   FROM dispatch.tasks WHERE task_id IN (:via_submit, :via_insert) ORDER BY task_id;
 -- Every derived column is the same on both paths.
 SELECT a.sig = b.sig AS same_sig, a.skey = b.skey AS same_skey, a.cost = b.cost AS same_cost,

@@ -93,13 +93,18 @@ SELECT error, nothing_stored FROM (VALUES
   (''),
   ('-- nothing but a comment')) AS v(q),
   LATERAL public.sched_check(format($$SELECT dispatch.schedule('s', '@daily', '{"kind": "x"}', tenant => 't10b', sweep => %L)$$, q));
+-- A placeholder must name a column of the query (42703); a sweep's template may carry a
+-- dispatch_key and placeholders, an ordinary template no dispatch_key.
+SELECT error, nothing_stored FROM public.sched_check($$SELECT dispatch.schedule('s', '@daily', '{"kind": "x", "payload": {"who": "{{nobody}}"}}', tenant => 't10b', sweep => 'SELECT id, name FROM sched_accounts')$$);
+SELECT error, nothing_stored FROM public.sched_check($$SELECT dispatch.schedule('s', '@daily', '{"kind": "x", "dispatch_key": "k"}', tenant => 't10b')$$);
 -- The syntax error points into the sweep query.
 \set VERBOSITY default
 SELECT dispatch.schedule('s', '@daily', '{"kind": "x"}', tenant => 't10b', sweep => 'SELECT id FROM sched_accounts WHERE');
 \set VERBOSITY terse
 -- A valid one is stored with the caller's search_path, and runs as the caller.
 SET search_path = public;
-SELECT dispatch.schedule('s', '@daily', '{"kind": "x"}', tenant => 't10s', starts_at => '2030-01-01',
+SELECT dispatch.schedule('s', '@daily', '{"kind": "{{name}}", "priority": "{{name}}", "dispatch_key": "acct:{{id}}"}',
+                         tenant => 't10s', starts_at => '2030-01-01',
                          sweep => 'SELECT id, name FROM sched_accounts') IS NOT NULL AS created;
 RESET search_path;
 RESET ROLE;

@@ -207,15 +207,18 @@ CREATE ROLE regress_sched_alice IN ROLE dispatch_admin;
 GRANT SELECT ON public.sched_leads TO regress_sched_alice;
 SET ROLE regress_sched_alice;
 SET search_path = public;
-SELECT dispatch.schedule('leads', '1H', '{"kind": "lead", "payload": {"campaign": "spring"}, "requires": ["e11"]}',
+SELECT dispatch.schedule('leads', '1H',
+         '{"kind": "lead", "payload": {"campaign": "spring", "lead": "{{id}}", "ran_as": "{{ran_as}}"},
+           "requires": ["e11"], "dispatch_key": "lead:{{id}}"}',
                          tenant => 't11', starts_at => '2030-06-01', jitter => '0',
                          sweep => 'SELECT id, region, current_user AS ran_as FROM sched_leads WHERE region = ''eu'' ORDER BY id')
        IS NOT NULL AS created;
 RESET search_path;
 RESET ROLE;
 SELECT dispatch.fire_due(at => '2030-06-01 00:00Z');
--- One task per row, run as the owner (not as the superuser running the tick), the row in the payload.
-SELECT t.kind, t.payload, t.owner_role, t.run_id = f.run_id AS fire_run
+-- One task per row, run as the owner (not as the superuser running the tick), the template's
+-- placeholders filled from the row (dispatch.place_sweep).
+SELECT t.kind, t.payload, t.dispatch_key, t.tenant, t.owner_role, t.run_id = f.run_id AS fire_run
   FROM dispatch.tasks t JOIN dispatch.fires f ON f.schedule_id = t.schedule_id
   JOIN dispatch.schedules s ON s.schedule_id = t.schedule_id
  WHERE s.name = 'leads' ORDER BY t.task_id;
@@ -256,14 +259,15 @@ SELECT count(*) AS fires_left FROM dispatch.fires f JOIN dispatch.schedules s US
 SELECT dispatch.purge_schedule_history(batch => 100, retention => '0') AS removed_rest;
 SELECT count(*) AS schedule_rows_left FROM dispatch.schedules WHERE name = 'short-lived';
 
--- The worker's tick reports the step (nothing of ours is due in real time).
+-- The worker's tick reports the schedule steps (nothing of ours is due in real time).
 CREATE OR REPLACE FUNCTION public.sched_tick() RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE r jsonb;
 BEGIN
   FOR i IN 1..600 LOOP
     r := dispatch.tick();
     IF NOT r ? 'skipped' THEN
-      RETURN r - 'fair_share_saved' - 'kinds_updated';
+      RETURN jsonb_build_object('fired', r -> 'fired', 'fires_skipped', r -> 'fires_skipped',
+                                'fires_failed', r -> 'fires_failed', 'history_removed', r -> 'history_removed');
     END IF;
     PERFORM pg_sleep(0.05);
   END LOOP;

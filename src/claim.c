@@ -36,6 +36,7 @@
 #include "utils/tuplestore.h"
 
 #include "claim.h"
+#include "decisionlog.h"
 #include "dispatch.h"
 #include "match.h"
 #include "pick.h"
@@ -354,9 +355,10 @@ claim_one(AgentRow *a, const int32 *sigs, int nsigs)
 	row = update_claimed(winner, a->agent_id, now, &session_ref);
 	if (session_ref)
 		remember_session(session_ref, a->agent_id, now);
-	log_decision("claim", winner->task_id, a->agent_id, winner->tenant, res.policy->version,
-				 winner->score, candidate_factors(winner, res.vtime, res.probes),
-				 res.ncandidates, NULL, now);
+	if (decision_wanted("claim", winner->task_id, true))
+		log_decision("claim", winner->task_id, a->agent_id, winner->tenant, res.policy->version,
+					 winner->score, candidate_factors(winner, res.vtime, res.probes),
+					 res.ncandidates, NULL, now);
 	a->running++;
 	return row;
 }

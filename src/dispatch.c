@@ -30,6 +30,7 @@
 
 #include "dispatch.h"
 #include "nextfire.h"
+#include "fanout.h"
 #include "queuemap.h"
 #include "worker.h"
 
@@ -53,7 +54,16 @@ char	   *dispatch_timezone = NULL;
 int			dispatch_history_retention = 90 * 24 * 3600;
 int			dispatch_misfire_grace = 60;
 int			dispatch_schedule_batch = 1000;
+int			dispatch_decision_retention = 30 * 24 * 3600;
+int			dispatch_log_decisions = LOG_DECISIONS_ALL;
 bool		dispatch_preloaded = false;
+
+static const struct config_enum_entry log_decisions_options[] = {
+	{"all", LOG_DECISIONS_ALL, false},
+	{"sampled", LOG_DECISIONS_SAMPLED, false},
+	{"errors", LOG_DECISIONS_ERRORS, false},
+	{NULL, 0, false}
+};
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -64,6 +74,7 @@ dispatch_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	queuemap_shmem_request();
+	notifier_shmem_request();
 }
 
 static void
@@ -72,6 +83,7 @@ dispatch_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	queuemap_shmem_startup();
+	notifier_shmem_startup();
 }
 
 /* dispatch.timezone takes IANA zone names only, as a schedule's own timezone does. */
@@ -178,6 +190,18 @@ define_settings(void)
 							"Due schedules beyond it fire in the next tick, earliest first.",
 							&dispatch_schedule_batch, 1000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	events_define_settings();
+	DefineCustomIntVariable("dispatch.decision_retention",
+							"How long the decision log keeps its rows (seconds; 0 keeps them forever).",
+							"The log is partitioned by day: a day's partition is dropped once all of it is older than this.",
+							&dispatch_decision_retention, 30 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomEnumVariable("dispatch.log_decisions",
+							 "Which decisions are written to dispatch.decisions: all, sampled or errors.",
+							 "sampled: every decision except claims, and the claims of 1 task in 100 "
+							 "(dispatch.claim_sampled); errors: failures, losses, timeouts, sheds and overrides only.",
+							 &dispatch_log_decisions, LOG_DECISIONS_ALL, log_decisions_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 }
 
@@ -195,6 +219,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = dispatch_shmem_startup;
 	worker_register_all();
+	notifier_register_all();
 }
 
 /*

@@ -27,6 +27,12 @@ extern int	dispatch_local_refresh;		/* milliseconds */
 extern int	dispatch_agent_timeout;		/* seconds */
 extern int	dispatch_retry_base;		/* milliseconds */
 extern int	dispatch_retry_max;			/* seconds */
+extern int	dispatch_decision_retention;	/* seconds; 0: forever */
+extern int	dispatch_log_decisions;		/* LOG_DECISIONS_* */
+
+#define LOG_DECISIONS_ALL		0
+#define LOG_DECISIONS_SAMPLED	1
+#define LOG_DECISIONS_ERRORS	2
 
 extern char *dispatch_timezone;			/* IANA zone name */
 extern int	dispatch_history_retention; /* seconds */

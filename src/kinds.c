@@ -30,17 +30,20 @@ typedef struct KindEnt
 } KindEnt;
 
 static HTAB *kinds = NULL;
+static bool kinds_valid = false;
 static Oid	kinds_relid = InvalidOid;
 static uint64 kinds_generation = 0;
 
+/*
+ * Only marks the cache stale: invalidations are also processed while the
+ * cache is being loaded (the SPI query accepts them), and freeing it then
+ * would pull the table from under the load.
+ */
 static void
 kinds_inval(Datum arg, Oid relid)
 {
-	if ((!OidIsValid(relid) || relid == kinds_relid) && kinds)
-	{
-		hash_destroy(kinds);
-		kinds = NULL;
-	}
+	if (!OidIsValid(relid) || relid == kinds_relid)
+		kinds_valid = false;
 }
 
 static void
@@ -55,7 +58,7 @@ kinds_load(void)
 		CacheRegisterRelcacheCallback(kinds_inval, (Datum) 0);
 		registered = true;
 	}
-	if (kinds && kinds_generation == cat->generation)
+	if (kinds && kinds_valid && kinds_generation == cat->generation)
 		return;
 	if (kinds)
 		hash_destroy(kinds);
@@ -66,6 +69,8 @@ kinds_load(void)
 	ctl.hcxt = TopMemoryContext;
 	kinds = hash_create("dispatch kinds", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	kinds_generation = cat->generation;
+	/* Set before loading: an invalidation arriving during the load clears it again. */
+	kinds_valid = true;
 
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();

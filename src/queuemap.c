@@ -477,7 +477,21 @@ qm_pending_head(int32 sig, const char *tenant)
 void
 qm_note_ready(int32 sig, const char *tenant, TimestampTz skey)
 {
-	QmNote	   *n = qm_new_note(NOTE_READY, tenant);
+	QmNote	   *n;
+
+	/* A bulk insert into one queue: one note, with the smallest skey. */
+	if (nnotes > 0)
+	{
+		n = &notes[nnotes - 1];
+		if (n->kind == NOTE_READY && n->sig == sig && n->level == GetCurrentTransactionNestLevel() &&
+			strcmp(n->tenant, tenant) == 0)
+		{
+			if (skey < n->ts)
+				n->ts = skey;
+			return;
+		}
+	}
+	n = qm_new_note(NOTE_READY, tenant);
 
 	n->sig = sig;
 	n->ts = skey;

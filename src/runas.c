@@ -2,8 +2,8 @@
  *
  * runas.c
  *		Run one user query as a given role, with its search_path pinned; and
- *		the SQL entry points a schedule's sweep uses: dispatch.sweep_check()
- *		when the schedule is stored, dispatch.sweep_query() when it fires.
+ *		dispatch.sweep_check(), which checks a schedule's sweep when it is
+ *		stored (at each fire, dispatch.place_sweep() runs it: sweep.c).
  *
  * Why: dispatch's functions are SECURITY DEFINER and the worker connects as
  * the bootstrap superuser, so user SQL run from them would run with all
@@ -28,17 +28,15 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
 #include "utils/plancache.h"
-#include "utils/tuplestore.h"
 
 #include "runas.h"
 
@@ -257,13 +255,13 @@ text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 PG_FUNCTION_INFO_V1(dispatch_sweep_check);
-PG_FUNCTION_INFO_V1(dispatch_sweep_query);
 
 /*
- * sweep_check(query text, run_as name, search_path text) RETURNS void
+ * sweep_check(query text, run_as name, search_path text) RETURNS text[]
  *
  * One SELECT that parses and analyses as run_as with that search_path, on
- * tables run_as may read.
+ * tables run_as may read; returns the names of its result columns (for the
+ * template's {{column}} placeholders).
  */
 Datum
 dispatch_sweep_check(PG_FUNCTION_ARGS)
@@ -272,9 +270,15 @@ dispatch_sweep_check(PG_FUNCTION_ARGS)
 	Oid			role = role_arg(fcinfo, 1);
 	char	   *search_path = text_arg(fcinfo, 2, "the search_path of a sweep query");
 	char	   *stmt = runas_select_text(query);
+	TupleDesc	desc;
+	Datum	   *names;
+	int			n = 0;
+	ArrayType  *result;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext spi_cxt;
 
 	SPI_connect();
-	(void) runas_spi_prepare(role, search_path, stmt);
+	desc = runas_spi_prepare(role, search_path, stmt);
 	/*
 	 * Started, never run: LIMIT 0 returns before the query's plan is asked
 	 * for a row, but executor start checks the role's privileges on every
@@ -282,37 +286,14 @@ dispatch_sweep_check(PG_FUNCTION_ARGS)
 	 */
 	(void) runas_spi_execute(role, search_path,
 							 psprintf("SELECT FROM (\n%s\n) AS sweep_row LIMIT 0", stmt), 0);
+	/* The names outlive SPI_finish: build them in the caller's context. */
+	spi_cxt = MemoryContextSwitchTo(caller_cxt);
+	names = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			names[n++] = CStringGetTextDatum(NameStr(TupleDescAttr(desc, i)->attname));
+	result = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+	MemoryContextSwitchTo(spi_cxt);
 	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/*
- * sweep_query(run_as name, search_path text, query text) RETURNS SETOF jsonb
- *
- * Runs the query as run_as and returns each row as a jsonb object (column
- * name: value).  Internal: whoever calls it chooses the role.
- */
-Datum
-dispatch_sweep_query(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			role = role_arg(fcinfo, 0);
-	char	   *search_path = text_arg(fcinfo, 1, "the search_path of a sweep query");
-	char	   *stmt = runas_select_text(text_arg(fcinfo, 2, "a sweep query"));
-	char	   *sql;
-
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	sql = psprintf("SELECT pg_catalog.to_jsonb(sweep_row.*) FROM (\n%s\n) AS sweep_row", stmt);
-	SPI_connect();
-	if (runas_spi_execute(role, search_path, sql, 0) != SPI_OK_SELECT)
-		elog(ERROR, "dispatch: a sweep query returned no rows");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		row = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &row, &isnull);
-	}
-	SPI_finish();
-	return (Datum) 0;
+	PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -64,6 +64,9 @@ task_cols(void)
 		cols.payload = col(t, "payload");
 		cols.run_at = col(t, "run_at");
 		cols.reservation = col(t, "reservation");
+		cols.run_id = col(t, "run_id");
+		cols.parent_id = col(t, "parent_id");
+		cols.depends_on = col(t, "depends_on");
 		cols_generation = cat->generation;
 	}
 	return &cols;

@@ -38,6 +38,10 @@ typedef struct TaskCols
 	AttrNumber	payload;
 	AttrNumber	run_at;
 	AttrNumber	reservation;
+	/* fan-out (doc/fanout.md) */
+	AttrNumber	run_id;
+	AttrNumber	parent_id;
+	AttrNumber	depends_on;
 } TaskCols;
 
 extern const TaskCols *task_cols(void);

@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatch.h"
+#include "fanout.h"
 #include "kinds.h"
 #include "match.h"
 #include "policy.h"
@@ -514,15 +515,13 @@ in_state(Row *r, const TaskCols *tc, const char *s)
  * its row, and the common case costs no query.
  */
 static HTAB *known_tenants = NULL;
+static bool known_tenants_stale = false;
 
+/* Marks the cache stale only: known_tenants_table() frees it, never a callback mid-lookup. */
 static void
 known_tenants_reset(void)
 {
-	if (known_tenants)
-	{
-		hash_destroy(known_tenants);
-		known_tenants = NULL;
-	}
+	known_tenants_stale = true;
 }
 
 static void
@@ -558,6 +557,12 @@ known_tenants_table(void)
 		CacheRegisterRelcacheCallback(tenants_inval, (Datum) 0);
 		registered = true;
 	}
+	if (known_tenants && known_tenants_stale)
+	{
+		hash_destroy(known_tenants);
+		known_tenants = NULL;
+	}
+	known_tenants_stale = false;
 	if (known_tenants == NULL)
 	{
 		HASHCTL		ctl;
@@ -605,8 +610,14 @@ note_entries(Row *old, Row *new, const TaskCols *tc)
 	bool		moved = old && (datum_changed(old, new, tc->sig, true, 4) ||
 								text_changed(old, new, tc->tenant));
 
+	bool		ensured = false;
+
+	/* Once per row: a new task, or one that moved to another queue, needs its queue. */
 	if (old == NULL || moved)
+	{
 		ensure_queue(sig, tenant);
+		ensured = true;
+	}
 	/*
 	 * A ready task whose skey moved (its priority or ready_at changed) must
 	 * lower its queue's head hint too: hints are lower bounds, and the pick
@@ -616,14 +627,17 @@ note_entries(Row *old, Row *new, const TaskCols *tc)
 		(old == NULL || moved || !in_ready_index(old, tc) ||
 		 datum_changed(old, new, tc->skey, true, 8)))
 	{
-		ensure_queue(sig, tenant);
+		if (!ensured)
+			ensure_queue(sig, tenant);
+		ensured = true;
 		qm_note_ready(sig, tenant, DatumGetTimestampTz(get(new, tc->skey, &isnull)));
 	}
 	if (in_urgent_lane(new, tc) &&
 		(old == NULL || moved || !in_urgent_lane(old, tc) ||
 		 datum_changed(old, new, tc->urgent_at, true, 8)))
 	{
-		ensure_queue(sig, tenant);
+		if (!ensured)
+			ensure_queue(sig, tenant);
 		qm_note_urgent(sig, DatumGetTimestampTz(get(new, tc->urgent_at, &isnull)));
 	}
 }
@@ -653,6 +667,51 @@ note_unclaimed(Row *old, Row *new, const TaskCols *tc)
 			qm_note_charge(tenant, actual - (isnull ? 0 : DatumGetFloat4(cost)));
 		}
 	}
+}
+
+/* ---- fan-out (doc/fanout.md) ------------------------------------------- */
+
+/* A task with dependencies waits for them; deps_register() does the rest. */
+static bool
+has_dependencies(Row *r, const TaskCols *tc)
+{
+	bool		isnull;
+	Datum		d = get(r, tc->depends_on, &isnull);
+	ArrayType  *a;
+
+	if (isnull)
+		return false;
+	a = DatumGetArrayTypeP(d);
+	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a)) > 0;
+}
+
+/* Every task belongs to a run: its parent's, else a new one. */
+static void
+derive_run_id(Row *r, const TaskCols *tc)
+{
+	bool		isnull;
+	Datum		parent;
+
+	get(r, tc->run_id, &isnull);
+	if (!isnull)
+		return;
+	parent = get(r, tc->parent_id, &isnull);
+	set(r, tc->run_id, isnull ? fanout_new_run_id() : fanout_parent_run_id(DatumGetInt64(parent)), false);
+}
+
+static void
+note_event(Row *r, const TaskCols *tc)
+{
+	bool		isnull,
+				run_null,
+				sig_null;
+	int64		task_id = DatumGetInt64(get(r, tc->task_id, &isnull));
+	Datum		run = get(r, tc->run_id, &run_null);
+	Datum		sig = get(r, tc->sig, &sig_null);
+
+	events_note_task(task_id, get_cstring(r, tc->state), get_cstring(r, tc->tenant),
+					 run_null ? NULL : DatumGetUUIDP(run), sig_null ? 0 : DatumGetInt32(sig),
+					 get_cstring(r, tc->reserved_for));
 }
 
 /* ---- the trigger -------------------------------------------------------- */
@@ -722,6 +781,9 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 			set(&new, tc->state, CStringGetTextDatum("scheduled"), false);
 		else if (state == NULL)
 			set(&new, tc->state, CStringGetTextDatum("ready"), false);
+		if (has_dependencies(&new, tc))
+			set(&new, tc->state, CStringGetTextDatum("scheduled"), false);
+		derive_run_id(&new, tc);
 	}
 	if (derive_all || datum_changed(&old, &new, tc->payload, false, -1))
 		check_payload(&new, tc->payload);
@@ -776,6 +838,8 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 		qm_note_running(get_cstring(&new, tc->tenant), +1);
 		agent_running(get_cstring(&new, tc->agent_id), +1);
 	}
+	if (old.tup == NULL || text_changed(&old, &new, tc->state))
+		note_event(&new, tc);
 
 	return PointerGetDatum(result);
 }

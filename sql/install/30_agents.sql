@@ -192,12 +192,13 @@ BEGIN
        SET state = 'ready', agent_id = NULL, lease_until = NULL,
            attempts = greatest(t.attempts - 1, 0)
      WHERE t.state = 'claimed' AND t.agent_id = a.agent_id
-    RETURNING t.task_id, t.tenant)
-  INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, actor)
-  SELECT 'deregister', back.task_id, a.agent_id, back.tenant, dispatch.policy_version(),
-         'agent deregistered', dispatch.caller()
-    FROM back;
-  GET DIAGNOSTICS n = ROW_COUNT;
+    RETURNING t.task_id, t.tenant),
+  logged AS (
+    INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, actor)
+    SELECT 'deregister', back.task_id, a.agent_id, back.tenant, dispatch.policy_version(),
+           'agent deregistered', dispatch.caller()
+      FROM back)
+  SELECT count(*) INTO n FROM back;
   UPDATE dispatch.agents AS g SET status = 'offline', running = 0, idle_since = clock_timestamp()
    WHERE g.agent_id = a.agent_id;
   RETURN n;

@@ -41,29 +41,52 @@ CREATE FUNCTION dispatch.submit(
     shed_if_busy boolean DEFAULT false)
   RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
   id bigint;
 BEGIN
-  IF max_attempts IS NULL OR max_attempts < 1 THEN
+  IF submit.max_attempts IS NULL OR submit.max_attempts < 1 THEN
     RAISE EXCEPTION 'max_attempts must be 1 or more' USING ERRCODE = '22023',
       HINT = 'max_attempts counts the first try: 1 means no retry.';
   END IF;
-  INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
-                              session_ref, run_at, dispatch_key, profile, sensitivity, region,
-                              max_attempts, parent_id, depends_on, on_dependency_failure,
-                              record_ref, run_id, outputs, shed_if_busy, owner_role)
-  VALUES (submit.kind, coalesce(submit.payload, '{}'), submit.tenant, submit.priority,
-          coalesce(submit.requires, '{}'), submit.deadline, submit.est_duration, submit.session_ref,
-          submit.run_at, submit.dispatch_key, submit.profile, coalesce(submit.sensitivity, 0),
-          submit.region, submit.max_attempts, submit.parent_id, submit.depends_on,
-          coalesce(submit.on_dependency_failure, 'cancel'), submit.record_ref, submit.run_id,
-          submit.outputs, coalesce(submit.shed_if_busy, false), dispatch.caller())
-  RETURNING task_id INTO id;
-  RETURN id;
+  IF shed_if_busy AND priority IS DISTINCT FROM 'low' THEN
+    RAISE EXCEPTION 'only a low task may be submitted with shed_if_busy, not a % one', coalesce(priority, 'NULL')
+      USING ERRCODE = '22023', HINT = 'shed_if_busy marks work that may be dropped under overload; submit it with priority => ''low''.';
+  END IF;
+  -- Idempotency (doc/fanout.md §4): an unfinished task with this key is the answer. The
+  -- look-up first keeps the common repeat cheap; ON CONFLICT settles concurrent submits (the
+  -- loser waits for the winner's commit, then finds its task); the loop covers a task that
+  -- finished between the two.
+  LOOP
+    IF submit.dispatch_key IS NOT NULL THEN
+      SELECT k.task_id INTO id FROM dispatch.tasks AS k
+       WHERE k.tenant = submit.tenant COLLATE "C" AND k.dispatch_key = submit.dispatch_key COLLATE "C"
+         AND k.state IN ('scheduled', 'ready', 'claimed');
+      IF FOUND THEN
+        RETURN id;
+      END IF;
+    END IF;
+    INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
+                                session_ref, run_at, dispatch_key, profile, sensitivity, region,
+                                max_attempts, parent_id, depends_on, on_dependency_failure,
+                                record_ref, run_id, outputs, shed_if_busy, owner_role)
+    VALUES (submit.kind, coalesce(submit.payload, '{}'), submit.tenant, submit.priority,
+            coalesce(submit.requires, '{}'), submit.deadline, submit.est_duration, submit.session_ref,
+            submit.run_at, submit.dispatch_key, submit.profile, coalesce(submit.sensitivity, 0),
+            submit.region, submit.max_attempts, submit.parent_id, submit.depends_on,
+            coalesce(submit.on_dependency_failure, 'cancel'), submit.record_ref, submit.run_id,
+            submit.outputs, coalesce(submit.shed_if_busy, false), dispatch.caller())
+    ON CONFLICT (tenant, dispatch_key)
+       WHERE dispatch_key IS NOT NULL AND state IN ('scheduled', 'ready', 'claimed') DO NOTHING
+    RETURNING task_id INTO id;
+    IF id IS NOT NULL THEN
+      RETURN id;
+    END IF;
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION dispatch.submit(text, jsonb, text, text, text[], timestamptz, interval, text, timestamptz, text, real[], int, text, int, bigint, bigint[], text, text, uuid, jsonb, boolean) IS
-  'Submit a task; returns its task_id. It is ready at once, or scheduled until run_at. requires: capabilities an agent needs; sensitivity: clearance needed; region; deadline and est_duration: for the urgent lane; session_ref: sticks to the agent serving that session; profile: wanted personality; dispatch_key: idempotency key; parent_id and run_id: fan-out correlation; depends_on: tasks that must be done first; record_ref: the record it is about; outputs: the result''s contract; shed_if_busy: a low task that may be dropped under overload.';
+  'Submit a task; returns its task_id. It is ready at once, or scheduled until run_at. requires: capabilities an agent needs; sensitivity: clearance needed; region; deadline and est_duration: for the urgent lane; session_ref: sticks to the agent serving that session; profile: wanted personality; dispatch_key: idempotency key (an unfinished task of the tenant with the same key is returned instead, and nothing is created); parent_id: the spawning task, whose run the task joins; run_id: the run (default: the parent''s, else a new one); depends_on: tasks that must be done first (on_dependency_failure: cancel or run when one fails); record_ref: the record it is about; outputs: the result''s contract; shed_if_busy: a low task that may be dropped under overload.';
 
 -- Internal: a claimed task, locked, that the caller may act on as its holder.
 CREATE FUNCTION dispatch.task_for_holder(task_id bigint, action text, agent_id text DEFAULT NULL)
@@ -118,13 +141,20 @@ CREATE FUNCTION dispatch.complete(task_id bigint, result jsonb DEFAULT NULL, age
 DECLARE
   t dispatch.tasks := dispatch.task_for_holder(task_id, 'complete', agent_id);
 BEGIN
+  -- The output contract (49_outputs.sql): a result that breaks it is refused, the lease kept.
+  IF t.outputs IS NOT NULL THEN
+    PERFORM dispatch.check_result(t.task_id, t.outputs, complete.result);
+  END IF;
   UPDATE dispatch.tasks AS k
      SET state = 'done', result = complete.result, finished_at = clock_timestamp(), lease_until = NULL
    WHERE k.task_id = t.task_id;
+  IF t.outputs IS NOT NULL THEN
+    PERFORM dispatch.bind_outputs(t, complete.result);
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION dispatch.complete(bigint, jsonb, text) IS
-  'The agent finished the task with this result. Only the agent holding the lease may complete it, once. Passing agent_id fences a stale agent: if its lease ran out and another agent holds the task, the call is refused (55000).';
+  'The agent finished the task with this result. Only the agent holding the lease may complete it, once; passing agent_id fences a stale agent (55000 when another agent holds the task). A result that breaks the task''s outputs contract is refused (22023) and the task keeps its lease; bound outputs are written to their tables as the task''s owner, in the same transaction. Tasks waiting for this one are promoted at once.';
 
 CREATE FUNCTION dispatch.fail(task_id bigint, error text, retry boolean DEFAULT true,
                               agent_id text DEFAULT NULL) RETURNS text

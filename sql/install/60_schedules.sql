@@ -55,7 +55,7 @@ COMMENT ON COLUMN dispatch.schedules.spec IS 'When it fires: 5-field cron, @-sho
 COMMENT ON COLUMN dispatch.schedules.spec_kind IS 'Derived: cron, rate or once.';
 COMMENT ON COLUMN dispatch.schedules.timezone IS 'IANA zone the cron spec (or an offset-less one-shot) reads wall time in; from dispatch.timezone when not given, kept ever after.';
 COMMENT ON COLUMN dispatch.schedules.task IS 'The task template: kind (required), payload, priority, requires, deadline (an interval after the fire is due), est_duration, session_ref, profile, sensitivity, region, max_attempts, outputs, shed_if_busy.';
-COMMENT ON COLUMN dispatch.schedules.sweep IS 'Optional SELECT: each fire runs it as owner_role (with sweep_search_path) and places one task per row.';
+COMMENT ON COLUMN dispatch.schedules.sweep IS 'Optional SELECT: each fire runs it as owner_role (with sweep_search_path) and places one task per row, the template''s {{column}} placeholders filled from the row (dispatch.place_sweep).';
 COMMENT ON COLUMN dispatch.schedules.sweep_search_path IS 'The search_path the sweep query runs with: the creator''s, when the schedule was stored.';
 COMMENT ON COLUMN dispatch.schedules.concurrency IS 'allow: every fire submits; skip: a fire is recorded as skipped while the previous fire''s task is unfinished.';
 COMMENT ON COLUMN dispatch.schedules.catch_up IS 'Fires missed by more than dispatch.misfire_grace (downtime): once (default) fires the latest of them, late; all fires up to catch_up_limit of the latest; skip fires none. The others are recorded as skipped.';
@@ -154,10 +154,14 @@ $$;
 COMMENT ON FUNCTION dispatch.schedule_template_fields() IS
   'The task fields a schedule''s template may set. tenant, record_ref, schedule_id and run_id come from the schedule and the fire.';
 
--- Raises a clear 22023 unless task is a template a fire can submit.
+-- Raises a clear 22023 unless task is a template a fire can submit. A sweep's template may
+-- also carry a dispatch_key, and {{column}} placeholders (filled from each row by place_sweep):
+-- a value with a placeholder is checked when it is rendered, not here.
 CREATE FUNCTION dispatch.check_schedule_task(task jsonb, for_sweep boolean DEFAULT false) RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
+  allowed text[] := dispatch.schedule_template_fields()
+                    || CASE WHEN for_sweep THEN ARRAY['dispatch_key'] ELSE '{}' END;
   f text;
   v jsonb;
   i interval;
@@ -176,19 +180,17 @@ BEGIN
     RAISE EXCEPTION 'task template field "%" is set by the schedule', f USING ERRCODE = '22023',
       HINT = 'Give tenant and record_ref as arguments of dispatch.schedule(); each fire sets schedule_id and run_id.';
   END IF;
-  SELECT k INTO f FROM jsonb_object_keys(task) AS k
-   WHERE k <> ALL (dispatch.schedule_template_fields()) ORDER BY k LIMIT 1;
+  SELECT k INTO f FROM jsonb_object_keys(task) AS k WHERE k <> ALL (allowed) ORDER BY k LIMIT 1;
   IF f IS NOT NULL THEN
     RAISE EXCEPTION 'unknown field "%" in task template', f USING ERRCODE = '22023',
-      HINT = format('A schedule''s template sets these fields: %s.',
-                    array_to_string(dispatch.schedule_template_fields(), ', '));
+      HINT = format('A schedule''s template sets these fields: %s.', array_to_string(allowed, ', '));
   END IF;
   IF jsonb_typeof(task -> 'kind') IS DISTINCT FROM 'string' OR task ->> 'kind' = '' THEN
     RAISE EXCEPTION 'a task template needs a kind' USING ERRCODE = '22023',
       HINT = 'Add "kind": "..." saying what each fire''s task is, for example {"kind": "report"}.';
   END IF;
   FOREACH f IN ARRAY ARRAY['deadline', 'est_duration'] LOOP
-    CONTINUE WHEN NOT task ? f;
+    CONTINUE WHEN NOT task ? f OR (for_sweep AND f = 'est_duration' AND (task ->> f) LIKE '%{{%');
     BEGIN
       i := (task ->> f)::interval;
     EXCEPTION WHEN OTHERS THEN
@@ -202,36 +204,33 @@ BEGIN
                           ELSE 'For example "10 minutes".' END;
     END IF;
   END LOOP;
-  IF task ? 'priority' AND NOT coalesce(task ->> 'priority' = ANY (ARRAY['critical', 'high', 'normal', 'low']), false) THEN
-    RAISE EXCEPTION 'invalid priority % in task template', task -> 'priority' USING ERRCODE = '22023',
-      HINT = 'The priorities are critical, high, normal and low.';
-  END IF;
-  IF task ? 'requires' AND (jsonb_typeof(task -> 'requires') <> 'array' OR EXISTS (
-        SELECT FROM jsonb_array_elements(task -> 'requires') AS e WHERE jsonb_typeof(e) <> 'string')) THEN
-    RAISE EXCEPTION 'task template field "requires" must be an array of capability names' USING ERRCODE = '22023',
-      HINT = 'For example ["python", "web"].';
-  END IF;
-  IF for_sweep AND task ? 'payload' AND jsonb_typeof(task -> 'payload') <> 'object' THEN
-    RAISE EXCEPTION 'the payload of a sweep''s task template must be a JSON object' USING ERRCODE = '22023',
-      HINT = 'Each task''s payload is the template''s payload with the sweep row added under "row".';
-  END IF;
-  -- Every other field must fit its task column.
-  FOR f, v IN SELECT key, value FROM jsonb_each(task - 'deadline' - 'est_duration') LOOP
+  -- Everything else must fit its task column, unless a placeholder fills it per row.
+  FOR f, v IN SELECT key, value FROM jsonb_each(task - 'deadline' - 'est_duration')
+               WHERE NOT (for_sweep AND value::text LIKE '%{{%') LOOP
+    IF f = 'priority' AND NOT coalesce(v #>> '{}' = ANY (ARRAY['critical', 'high', 'normal', 'low']), false) THEN
+      RAISE EXCEPTION 'invalid priority % in task template', v USING ERRCODE = '22023',
+        HINT = 'The priorities are critical, high, normal and low.';
+    END IF;
+    IF f = 'requires' AND (jsonb_typeof(v) <> 'array' OR EXISTS (
+          SELECT FROM jsonb_array_elements(v) AS e WHERE jsonb_typeof(e) <> 'string')) THEN
+      RAISE EXCEPTION 'task template field "requires" must be an array of capability names' USING ERRCODE = '22023',
+        HINT = 'For example ["python", "web"].';
+    END IF;
     BEGIN
       PERFORM jsonb_populate_record(NULL::dispatch.tasks, jsonb_build_object(f, v));
     EXCEPTION WHEN OTHERS THEN
       RAISE EXCEPTION 'task template field "%" is not valid: %', f, SQLERRM USING ERRCODE = '22023',
         HINT = 'Give each value as dispatch.submit() takes it: text as a string, arrays as JSON arrays, numbers as numbers.';
     END;
+    IF (f = 'max_attempts' AND (v #>> '{}')::int < 1) OR (f = 'sensitivity' AND (v #>> '{}')::int < 0) THEN
+      RAISE EXCEPTION 'task template: max_attempts must be 1 or more and sensitivity 0 or more' USING ERRCODE = '22023',
+        HINT = 'max_attempts counts the first try; sensitivity is the clearance an agent needs.';
+    END IF;
   END LOOP;
-  IF (task ->> 'max_attempts')::int < 1 OR (task ->> 'sensitivity')::int < 0 THEN
-    RAISE EXCEPTION 'task template: max_attempts must be 1 or more and sensitivity 0 or more' USING ERRCODE = '22023',
-      HINT = 'max_attempts counts the first try; sensitivity is the clearance an agent needs.';
-  END IF;
 END
 $$;
 COMMENT ON FUNCTION dispatch.check_schedule_task(jsonb, boolean) IS
-  'Internal: raises 22023 (22004 for NULL) unless the template is an object with a kind, only fields of dispatch.schedule_template_fields(), deadline and est_duration positive intervals, and values that fit the task columns.';
+  'Internal: raises 22023 (22004 for NULL) unless the template is an object with a kind, only fields of dispatch.schedule_template_fields() (and dispatch_key for a sweep), deadline and est_duration positive intervals, and values that fit the task columns (for a sweep, values with {{column}} placeholders are checked as each row renders them).';
 
 -- Fires of s in the next `horizon` from `at` (within starts_at/ends_at); with from_start, in
 -- the first `horizon` of its activity (from starts_at when that is later than `at`).
@@ -294,6 +293,8 @@ DECLARE
   slot timestamptz;
   n bigint;
   timing_changed boolean;
+  sweep_columns text[];
+  placeholder text;
 BEGIN
   IF TG_OP = 'UPDATE' THEN
     IF OLD.deleted_at IS NOT NULL THEN
@@ -368,7 +369,19 @@ BEGIN
         USING ERRCODE = '42501', HINT = 'Only members of the owner role may change the query that runs as it.';
     END IF;
     -- Parsed and analysed as the owner, with the owner's search_path: bad SQL fails here, not at 2 am.
-    PERFORM dispatch.sweep_check(NEW.sweep, NEW.owner_role, NEW.sweep_search_path);
+    sweep_columns := dispatch.sweep_check(NEW.sweep, NEW.owner_role, NEW.sweep_search_path);
+  END IF;
+  IF NEW.sweep IS NOT NULL THEN
+    IF sweep_columns IS NULL THEN
+      sweep_columns := dispatch.sweep_check(NEW.sweep, NEW.owner_role, NEW.sweep_search_path);
+    END IF;
+    SELECT p INTO placeholder FROM unnest(dispatch.placeholders(NEW.task)) AS p
+     WHERE p <> ALL (sweep_columns) ORDER BY p LIMIT 1;
+    IF placeholder IS NOT NULL THEN
+      RAISE EXCEPTION 'task template placeholder {{%}} names no column of the sweep query', placeholder
+        USING ERRCODE = '42703', DETAIL = format('The query returns: %s.', array_to_string(sweep_columns, ', ')),
+              HINT = 'Name a column of the query, or add it to the SELECT list.';
+    END IF;
   END IF;
 
   -- The tenant row, created when new, locked so that caps, credit and names are checked

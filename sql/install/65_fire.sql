@@ -24,34 +24,29 @@ $$;
 COMMENT ON FUNCTION dispatch.fire_task(dispatch.schedules, uuid, timestamptz, bigint) IS
   'Internal: submits the task of one fire from the schedule''s template, as its owner, with the schedule''s tenant and record_ref, the fire''s run_id, and the deadline offset counted from when the fire is due.';
 
--- Internal: the tasks of one fire of a sweep schedule; returns how many.
---
--- This is the one place to point at dispatch.place_sweep(run_as, search_path, query, task, key,
--- spread, schedule_id) once dispatch.sweep() is merged: pass s.owner_role, s.sweep_search_path,
--- s.sweep, and the template with tenant, record_ref, run_id and an absolute deadline merged in.
--- Until then: one task per row of the query (run as the owner by dispatch.sweep_query), its
--- payload the template's with the row added under "row".
+-- Internal: the tasks of one fire of a sweep schedule; returns how many were placed.
+-- dispatch.place_sweep() (sql/install/47_placement.sql) runs the query as the schedule's owner
+-- with its stored search_path, renders the template's {{column}} placeholders from each row,
+-- skips rows whose dispatch_key an unfinished task already has, and inserts the rest in one
+-- statement. The schedule supplies tenant, record_ref, the fire's run_id and the absolute deadline.
 CREATE FUNCTION dispatch.fire_sweep(s dispatch.schedules, run uuid, due timestamptz) RETURNS int
   LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
-  n int;
+  placed jsonb;
 BEGIN
-  INSERT INTO dispatch.tasks (kind, payload, tenant, priority, requires, deadline, est_duration,
-                              session_ref, profile, sensitivity, region, max_attempts, outputs,
-                              shed_if_busy, record_ref, run_id, schedule_id, owner_role)
-  SELECT r.kind, coalesce(r.payload, '{}') || jsonb_build_object('row', q.row), s.tenant,
-         coalesce(r.priority, 'normal'), coalesce(r.requires, '{}'),
-         due + (s.task ->> 'deadline')::interval, r.est_duration, r.session_ref, r.profile,
-         coalesce(r.sensitivity, 0), r.region, coalesce(r.max_attempts, 3), r.outputs,
-         coalesce(r.shed_if_busy, false), s.record_ref, run, s.schedule_id, s.owner_role
-    FROM jsonb_populate_record(NULL::dispatch.tasks, s.task - 'deadline') AS r
-   CROSS JOIN dispatch.sweep_query(s.owner_role, s.sweep_search_path, s.sweep) AS q(row);
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN n;
+  placed := dispatch.place_sweep(
+    s.owner_role, s.sweep_search_path, s.sweep,
+    (s.task - 'deadline')
+      || jsonb_build_object('tenant', s.tenant, 'run_id', run)
+      || CASE WHEN s.record_ref IS NOT NULL THEN jsonb_build_object('record_ref', s.record_ref) ELSE '{}' END
+      || CASE WHEN s.task ? 'deadline'
+              THEN jsonb_build_object('deadline', due + (s.task ->> 'deadline')::interval) ELSE '{}' END,
+    schedule_id => s.schedule_id);
+  RETURN (placed ->> 'created')::int;
 END
 $$;
 COMMENT ON FUNCTION dispatch.fire_sweep(dispatch.schedules, uuid, timestamptz) IS
-  'Internal: one fire of a sweep schedule: runs the sweep as the schedule''s owner (never as the extension''s owner) and submits one task per row, the row under payload.row; returns how many.';
+  'Internal: one fire of a sweep schedule: dispatch.place_sweep() runs the sweep as the schedule''s owner (never as the extension''s owner) and places one task per row from the template; returns how many were placed.';
 
 -- Internal: a fire's outcome reaches its schedule: done resets the failure count, failed adds
 -- one, and max_failures in a row pause the schedule with the reason. Returns true when paused.

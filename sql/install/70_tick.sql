@@ -44,7 +44,7 @@ CREATE FUNCTION dispatch.requeue_expired(batch int DEFAULT 10000) RETURNS int
            jsonb_build_object('attempt', m.attempts, 'max_attempts', m.max_attempts), dispatch.caller()
       FROM moved AS m JOIN expired AS e ON e.task_id = m.task_id
     RETURNING 1)
-  SELECT count(*)::int FROM logged
+  SELECT count(*)::int FROM moved
 $$;
 COMMENT ON FUNCTION dispatch.requeue_expired(int) IS
   'Tick step: claims whose lease ran out go back to ready (the attempt counts), or end dead after max_attempts; each move is logged.';
@@ -75,13 +75,15 @@ BEGIN
            error = 'agent lost', lease_until = NULL,
            agent_id = CASE WHEN t.attempts < t.max_attempts THEN NULL ELSE t.agent_id END
       FROM held WHERE t.task_id = held.task_id
-    RETURNING t.task_id, t.state, t.tenant, t.attempts, t.max_attempts)
-  INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, factors, actor)
-  SELECT CASE WHEN b.state = 'ready' THEN 'lost' ELSE 'dead' END, b.task_id, h.agent_id, b.tenant,
-         dispatch.policy_version(), 'agent stopped sending heartbeats',
-         jsonb_build_object('attempt', b.attempts, 'max_attempts', b.max_attempts), dispatch.caller()
-    FROM back AS b JOIN held AS h ON h.task_id = b.task_id;
-  GET DIAGNOSTICS n = ROW_COUNT;
+    RETURNING t.task_id, t.state, t.tenant, t.attempts, t.max_attempts),
+  logged AS (
+    INSERT INTO dispatch.decisions (kind, task_id, agent_id, tenant, policy_version, reason, factors, actor)
+    SELECT CASE WHEN b.state = 'ready' THEN 'lost' ELSE 'dead' END, b.task_id, h.agent_id, b.tenant,
+           dispatch.policy_version(), 'agent stopped sending heartbeats',
+           jsonb_build_object('attempt', b.attempts, 'max_attempts', b.max_attempts), dispatch.caller()
+      FROM back AS b JOIN held AS h ON h.task_id = b.task_id)
+  -- Count what moved, not what was logged: dispatch.log_decisions may filter the log.
+  SELECT count(*) INTO n FROM back;
   -- Work that was waiting for a lost agent (session affinity, assignment) is free for anyone.
   UPDATE dispatch.tasks AS t SET reserved_for = NULL, reserved_until = NULL, reservation = NULL
    WHERE t.state = 'ready' AND t.reserved_for = ANY (lost);
@@ -204,6 +206,7 @@ BEGIN
   report := report || jsonb_build_object('promoted', dispatch.promote_due());
   report := report || jsonb_build_object('requeued', dispatch.requeue_expired());
   report := report || jsonb_build_object('lost', dispatch.requeue_lost_agents());
+  report := report || jsonb_build_object('timed_out', dispatch.timeout_claims());
   report := report || jsonb_build_object('reservations_expired', dispatch.expire_reservations());
   report := report || jsonb_build_object('expired', dispatch.expire_past_deadline());
   -- Schedules after the task steps: the schedule rows it locks are the last locks it takes
@@ -211,12 +214,16 @@ BEGIN
   report := report || (dispatch.fire_due() - 'schedules');
   report := report || jsonb_build_object('history_removed', dispatch.purge_schedule_history());
   report := report || jsonb_build_object('kinds_updated', dispatch.update_kind_stats());
+  report := report || jsonb_build_object('shed', dispatch.shed_overload());
   report := report || jsonb_build_object('fair_share_saved', dispatch.persist_fair_share());
+  report := report || jsonb_build_object('counts_folded', dispatch.fold_task_counts());
+  -- Last: a partition drop holds the log's lock until the tick commits.
+  report := report || jsonb_build_object('decision_log', dispatch.manage_decision_log());
   RETURN report;
 END
 $$;
 COMMENT ON FUNCTION dispatch.tick() IS
-  'One tick of the background worker: promote due work, requeue expired leases and the work of lost agents, drop expired reservations, expire work past its deadline (policy), fire due schedules, remove the history of long-deleted schedules, update kind averages, save fair-share state. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+  'One tick of the background worker: promote due work, requeue expired leases, end claims past their kind''s timeout, requeue the work of lost agents, drop expired reservations, expire work past its deadline (policy past_deadline), fire due schedules, remove the history of long-deleted schedules, update kind averages, shed overload, save fair-share state, fold the live counts, keep the decision log''s partitions. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
 
 -- For hosts that drive the tick from pg_cron, whose 1.4 release schedules by the minute: one
 -- job a minute runs this, which ticks until `duration` is over, committing after each tick and

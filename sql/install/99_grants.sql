@@ -43,12 +43,43 @@ GRANT EXECUTE ON FUNCTION
   dispatch.cancel(bigint), dispatch.assign(bigint)
 TO dispatch_agent, dispatch_admin;
 
+-- Fan-out (doc/fanout.md). watch_fire is granted because a watch's triggers are created as the
+-- caller, and PostgreSQL checks EXECUTE on a trigger function when the trigger is created; the
+-- function itself checks that the trigger calling it is a watch's own.
+GRANT EXECUTE ON FUNCTION
+  dispatch.sweep(text, jsonb, text, interval), dispatch.sweep_as_caller(text, jsonb, text, interval, text),
+  dispatch.watch(text, regclass, text, jsonb, text),
+  dispatch.watch_as_caller(text, regclass, text, jsonb, text, text),
+  dispatch.unwatch(text), dispatch.watch_fire(), dispatch.new_run_id()
+TO dispatch_agent, dispatch_admin;
+GRANT EXECUTE ON FUNCTION
+  dispatch.run_tree(uuid), dispatch.agent_channel(text), dispatch.render(jsonb, jsonb),
+  dispatch.render_text(text, jsonb), dispatch.placeholders(jsonb), dispatch.template_fields(),
+  dispatch.check_template(jsonb, boolean), dispatch.check_task_template(jsonb, boolean),
+  dispatch.check_result(bigint, jsonb, jsonb),
+  dispatch.output_types()
+TO dispatch_agent, dispatch_reader, dispatch_admin;
+
 -- Operators.
 GRANT EXECUTE ON FUNCTION
   dispatch.set_policy(jsonb, text), dispatch.tick(), dispatch.rebuild_queue_map()
 TO dispatch_admin;
 GRANT INSERT ON dispatch.tasks TO dispatch_admin;
 GRANT INSERT, UPDATE ON dispatch.tenants TO dispatch_admin;
+
+-- Observability (80_views, 72_health, 60_decisionlog): the views call these functions, and the
+-- caller needs EXECUTE on a function a view calls. All of them only read.
+GRANT EXECUTE ON FUNCTION
+  dispatch.agent_utilization(interval), dispatch.wait_times(interval), dispatch.sla(interval),
+  dispatch.fairness(interval), dispatch.dashboard(interval), dispatch.overload_state(timestamptz),
+  dispatch.claim_sampled(bigint), dispatch.decision_partitions()
+TO dispatch_reader, dispatch_admin;
+
+-- Operators: the hand override, partition upkeep out of turn, recounting after a bulk load.
+GRANT EXECUTE ON FUNCTION
+  dispatch.override(bigint, text, text), dispatch.manage_decision_log(timestamptz, int),
+  dispatch.rebuild_task_counts()
+TO dispatch_admin;
 
 -- Standing orders. schedule() is not SECURITY DEFINER (it stores the caller's search_path for a
 -- sweep), so its INSERT needs the table privilege; the row trigger checks the rest. UPDATE is

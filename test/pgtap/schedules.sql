@@ -2,7 +2,7 @@
 -- dispatch.schedules and dispatch.fires with their types, the uniqueness that makes a fire
 -- happen once, the tick's partial index, the triggers (the outcome trigger only for scheduled
 -- tasks), and who may call what: operators schedule, readers forecast, nobody calls the
--- internals (fire_*, sweep_query: they choose the role a query runs as).
+-- internals (fire_*, sweep_check: they choose the role a query runs as).
 BEGIN;
 SELECT plan(107);
 
@@ -56,7 +56,7 @@ SELECT function_privs_are('dispatch', f.name, f.args, r.role,
        ARRAY['dispatch_agent', 'dispatch_reader', 'dispatch_admin']),
     ('fire_due', ARRAY['integer', 'timestamp with time zone', 'interval'], ARRAY[]::name[]),
     ('fire_sweep', ARRAY['dispatch.schedules', 'uuid', 'timestamp with time zone'], ARRAY[]::name[]),
-    ('sweep_query', ARRAY['name', 'text', 'text'], ARRAY[]::name[]),
+    ('place_sweep', ARRAY['name', 'text', 'text', 'jsonb', 'text', 'interval', 'bigint'], ARRAY[]::name[]),
     ('sweep_check', ARRAY['text', 'name', 'text'], ARRAY[]::name[])
   ) AS f(name, args, granted)
   CROSS JOIN unnest(ARRAY['dispatch_agent', 'dispatch_reader', 'dispatch_admin']::name[]) AS r(role);

@@ -48,7 +48,9 @@ SELECT col_has_check('dispatch', 'agents', 'capacity', 'agents.capacity has a CH
 
 -- The indexes of dispatch.tasks: exactly these.
 SELECT indexes_are('dispatch', 'tasks', ARRAY['tasks_pkey', 'tasks_ready_idx', 'tasks_reserved_idx',
-  'tasks_urgent_idx', 'tasks_scheduled_idx', 'tasks_claimed_idx', 'tasks_finished_idx', 'tasks_deadline_idx']);
+  'tasks_urgent_idx', 'tasks_scheduled_idx', 'tasks_claimed_idx', 'tasks_finished_idx', 'tasks_deadline_idx',
+  'tasks_dispatch_key_idx', 'tasks_parent_idx', 'tasks_run_idx',
+  'tasks_shed_if_busy_idx', 'tasks_waiting_idx']);
 -- The claim path's: their columns, B-tree, and their partial predicates.
 SELECT has_index('dispatch', 'tasks', 'tasks_ready_idx', ARRAY['sig', 'tenant', 'skey', 'task_id']);
 SELECT has_index('dispatch', 'tasks', 'tasks_reserved_idx', ARRAY['reserved_for', 'skey', 'task_id']);
@@ -65,7 +67,7 @@ SELECT is(pg_get_expr(x.indpred, x.indrelid), pred, 'index ' || i || ' holds onl
     ('tasks_scheduled_idx', '(state = ''scheduled''::text)'),
     ('tasks_claimed_idx', '(state = ''claimed''::text)')) AS p(i, pred)
   LEFT JOIN pg_index x ON x.indexrelid = ('dispatch.' || p.i)::regclass;
-SELECT indexes_are('dispatch', 'agents', ARRAY['agents_pkey']);
+SELECT indexes_are('dispatch', 'agents', ARRAY['agents_pkey', 'agents_idle_idx']);
 SELECT has_index('dispatch', 'decisions', 'decisions_task_idx', ARRAY['task_id', 'at']);
 
 -- The row trigger that derives the claim path's columns, and the decision log's guard.
