@@ -29,6 +29,7 @@
 #include "utils/lsyscache.h"
 
 #include "dispatch.h"
+#include "nextfire.h"
 #include "fanout.h"
 #include "queuemap.h"
 #include "worker.h"
@@ -49,6 +50,10 @@ int			dispatch_local_refresh = 1000;
 int			dispatch_agent_timeout = 60;
 int			dispatch_retry_base = 1000;
 int			dispatch_retry_max = 3600;
+char	   *dispatch_timezone = NULL;
+int			dispatch_history_retention = 90 * 24 * 3600;
+int			dispatch_misfire_grace = 60;
+int			dispatch_schedule_batch = 1000;
 int			dispatch_decision_retention = 30 * 24 * 3600;
 int			dispatch_log_decisions = LOG_DECISIONS_ALL;
 bool		dispatch_preloaded = false;
@@ -81,6 +86,18 @@ dispatch_shmem_startup(void)
 	notifier_shmem_startup();
 }
 
+/* dispatch.timezone takes IANA zone names only, as a schedule's own timezone does. */
+static bool
+check_timezone_setting(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || dispatch_spec_zone_lookup(*newval) != NULL)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("unknown time zone \"%s\"", *newval);
+	GUC_check_errhint("Use a time zone name from the IANA database, such as \"UTC\" or \"Europe/London\" (see pg_timezone_names); abbreviations and POSIX strings are not accepted.");
+	return false;
+}
+
 static void
 define_settings(void)
 {
@@ -94,22 +111,22 @@ define_settings(void)
 	GucContext	at_start = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_INTERNAL;
 
 	DefineCustomIntVariable("dispatch.lease_time",
-							"How long a claim lasts before the worker requeues the task (seconds).",
+							"How long a claim lasts before the worker requeues the task (seconds). No restart needed.",
 							"An agent keeps a task longer with dispatch.extend_lease().",
 							&dispatch_lease_time, 300, 1, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.max_payload_size",
-							"Largest task payload accepted, as stored jsonb (bytes).",
+							"Largest task payload accepted, as stored jsonb (bytes). No restart needed.",
 							NULL,
 							&dispatch_max_payload_size, 1024 * 1024, 1024, 1024 * 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomStringVariable("dispatch.database_name",
-							   "Databases the background worker serves (comma-separated).",
+							   "Databases the background worker serves (comma-separated). Needs a restart.",
 							   "One worker runs per database listed. Needs a restart.",
 							   &dispatch_database_name, "postgres",
 							   at_start, GUC_LIST_INPUT, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.naptime",
-							"Time between two ticks of the background worker (milliseconds).",
+							"Time between two ticks of the background worker (milliseconds). No restart needed: reload.",
 							NULL,
 							&dispatch_naptime, 1000, 10, 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
@@ -134,25 +151,45 @@ define_settings(void)
 							&dispatch_max_databases, 4, 1, 64,
 							at_start, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.local_refresh",
-							"Without shared memory, how old a session's queue map may get before it is rebuilt (milliseconds).",
+							"Without shared memory, how old a session's queue map may get before it is rebuilt (milliseconds). No restart needed.",
 							NULL,
 							&dispatch_local_refresh, 1000, 10, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.agent_timeout",
-							"An agent silent for longer than this is marked lost and its tasks requeued (seconds).",
+							"An agent silent for longer than this is marked lost and its tasks requeued (seconds). No restart needed: reload.",
 							NULL,
 							&dispatch_agent_timeout, 60, 1, 7 * 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.retry_base",
-							"First retry delay after a failure; each further attempt doubles it, with jitter (milliseconds).",
+							"First retry delay after a failure; each further attempt doubles it, with jitter (milliseconds). No restart needed.",
 							NULL,
 							&dispatch_retry_base, 1000, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.retry_max",
-							"Longest retry delay (seconds).",
+							"Longest retry delay (seconds). No restart needed.",
 							NULL,
 							&dispatch_retry_max, 3600, 1, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("dispatch.timezone",
+							   "Time zone of new schedules created without one (IANA name). No restart needed.",
+							   "Read when a schedule is created: the schedule keeps the zone it got, so changing this setting never moves existing schedules.",
+							   &dispatch_timezone, "UTC",
+							   PGC_USERSET, 0, check_timezone_setting, NULL, NULL);
+	DefineCustomIntVariable("dispatch.history_retention",
+							"How long a deleted schedule and its fires are kept after dispatch.unschedule() (seconds). No restart needed: reload.",
+							"The worker's tick then removes them in small batches.",
+							&dispatch_history_retention, 90 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.misfire_grace",
+							"A fire later than this is missed, and the schedule's catch_up policy decides whether it still runs (seconds). No restart needed: reload.",
+							"Missed fires happen while the server or the worker is down; within the grace a fire is merely late.",
+							&dispatch_misfire_grace, 60, 0, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.schedule_batch",
+							"Most schedules one tick fires (count). No restart needed: reload.",
+							"Due schedules beyond it fire in the next tick, earliest first.",
+							&dispatch_schedule_batch, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	events_define_settings();
 	DefineCustomIntVariable("dispatch.decision_retention",
 							"How long the decision log keeps its rows (seconds; 0 keeps them forever).",

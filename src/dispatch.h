@@ -34,6 +34,11 @@ extern int	dispatch_log_decisions;		/* LOG_DECISIONS_* */
 #define LOG_DECISIONS_SAMPLED	1
 #define LOG_DECISIONS_ERRORS	2
 
+extern char *dispatch_timezone;			/* IANA zone name */
+extern int	dispatch_history_retention; /* seconds */
+extern int	dispatch_misfire_grace;		/* seconds */
+extern int	dispatch_schedule_batch;	/* count */
+
 extern bool dispatch_preloaded;			/* loaded by shared_preload_libraries */
 
 /*

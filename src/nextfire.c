@@ -74,6 +74,19 @@ looks_like_posix_tz(const char *name)
 	return true;
 }
 
+/* The zone, or NULL when the name is not one dispatch_spec_zone accepts. Raises nothing. */
+pg_tz *
+dispatch_spec_zone_lookup(const char *tzname)
+{
+	pg_tz	   *tz = NULL;
+
+	if (tzname[0] != '\0' && strlen(tzname) <= TZ_STRLEN_MAX && !looks_like_posix_tz(tzname))
+		tz = pg_tzset(tzname);
+	if (tz != NULL && !pg_tz_acceptable(tz))
+		tz = NULL;
+	return tz;
+}
+
 pg_tz *
 dispatch_spec_zone(const char *tzname)
 {

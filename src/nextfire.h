@@ -17,6 +17,9 @@ extern void dispatch_spec_parse(const char *spec, cronspec *out);
 /* Look up an IANA time-zone name; ereport(ERROR) with SQLSTATE 22023 if unknown. */
 extern pg_tz *dispatch_spec_zone(const char *tzname);
 
+/* The same lookup without errors: NULL when the name is not accepted (for GUC check hooks). */
+extern pg_tz *dispatch_spec_zone_lookup(const char *tzname);
+
 /*
  * The first fire of `spec` strictly after `after`, in zone `tz`. Returns false when the
  * schedule never fires again (or not before 10000-01-01). `anchor` is the origin of a rate

@@ -6,7 +6,8 @@
  *
  * The tick itself is SQL-callable (dispatch.tick()), so hosts that cannot
  * preload the library drive the same code from pg_cron; the worker only adds
- * the loop.  It follows PostgreSQL's worker_spi: standard SIGTERM/SIGHUP
+ * the loop, and sleeps until the next schedule is due when that comes before
+ * the next naptime (dispatch.next_due()), so fires are not late by a naptime.  It follows PostgreSQL's worker_spi: standard SIGTERM/SIGHUP
  * handling, WaitLatch with WL_EXIT_ON_PM_DEATH, one transaction per tick.
  *
  * It starts once recovery has finished (so it is idle on a standby and starts
@@ -33,6 +34,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "dispatch.h"
@@ -89,9 +91,46 @@ extension_present(void)
 	return present;
 }
 
-static void
+/*
+ * How long to sleep after a tick: until the next schedule is due, at most
+ * dispatch.naptime.  A fire is then late by the tick's own time, not by up to
+ * a whole naptime.  A schedule still due after the tick (the batch was full,
+ * or another session held it) is retried soon, but not in a busy loop.
+ */
+#define OVERDUE_RETRY_MS 100
+
+static long
+wait_for_next_due(void)
+{
+	bool		isnull;
+	Datum		d;
+	TimestampTz now;
+	TimestampTz due;
+
+	/* An extension script older than this library has no next_due(): tick by naptime. */
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure('dispatch.next_due()') IS NOT NULL", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return dispatch_naptime;
+	if (SPI_execute("SELECT dispatch.next_due()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "dispatch worker: could not read when the next schedule is due");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return dispatch_naptime;
+	due = DatumGetTimestampTz(d);
+	now = GetCurrentTimestamp();
+	if (due <= now)
+		return Min(OVERDUE_RETRY_MS, dispatch_naptime);
+	/* Rounded up, so the next tick does not come a hair before the fire is due. */
+	return Min(TimestampDifferenceMilliseconds(now, due) + 1, (long) dispatch_naptime);
+}
+
+/* One tick in its own transaction; returns how long to sleep before the next one (ms). */
+static long
 run_tick(void)
 {
+	long		wait = dispatch_naptime;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -101,18 +140,21 @@ run_tick(void)
 	{
 		if (SPI_execute("SELECT dispatch.tick()", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "dispatch worker: dispatch.tick() failed");
+		wait = wait_for_next_due();
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return wait;
 }
 
 void
 dispatch_worker_main(Datum arg)
 {
 	MemoryContext tick_cxt;
+	volatile long wait = dispatch_naptime;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -124,7 +166,7 @@ dispatch_worker_main(Datum arg)
 	for (;;)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 dispatch_naptime, PG_WAIT_EXTENSION);
+						 wait, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -136,11 +178,12 @@ dispatch_worker_main(Datum arg)
 		MemoryContextSwitchTo(tick_cxt);
 		PG_TRY();
 		{
-			run_tick();
+			wait = run_tick();
 		}
 		PG_CATCH();
 		{
-			/* Report, roll back, and tick again next time. */
+			/* Report, roll back, and tick again after a whole naptime. */
+			wait = dispatch_naptime;
 			MemoryContextSwitchTo(tick_cxt);
 			EmitErrorReport();
 			FlushErrorState();

@@ -220,6 +220,9 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtext('dispatch.tick')) THEN
     RETURN jsonb_build_object('skipped', 'another tick is running');
   END IF;
+  -- A C function loads the library, so the dispatch.* settings the steps read exist even in a
+  -- session that has not used dispatch yet (pg_cron's, without shared_preload_libraries).
+  PERFORM dispatch.caller();
   report := report || jsonb_build_object('promoted', dispatch.promote_due());
   report := report || jsonb_build_object('requeued', dispatch.requeue_expired());
   report := report || jsonb_build_object('lost', dispatch.requeue_lost_agents());
@@ -227,6 +230,10 @@ BEGIN
   report := report || jsonb_build_object('reservations_expired', dispatch.expire_reservations());
   report := report || jsonb_build_object('urgency_dropped', dispatch.drop_lost_urgency());
   report := report || jsonb_build_object('expired', dispatch.expire_past_deadline());
+  -- Schedules after the task steps: the schedule rows it locks are the last locks it takes
+  -- (everyone locks a task before its schedule), so the tick never waits in a cycle.
+  report := report || (dispatch.fire_due() - 'schedules');
+  report := report || jsonb_build_object('history_removed', dispatch.purge_schedule_history());
   report := report || jsonb_build_object('kinds_updated', dispatch.update_kind_stats());
   report := report || jsonb_build_object('shed', dispatch.shed_overload());
   report := report || jsonb_build_object('fair_share_saved', dispatch.persist_fair_share());
@@ -237,4 +244,38 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.tick() IS
-  'One tick of the background worker: promote due work, requeue expired leases, end claims past their kind''s timeout, requeue the work of lost agents, drop expired reservations, take work that can no longer meet its deadline out of the urgent lane, expire work past its deadline (policy past_deadline), update kind averages, shed overload, save fair-share state, fold the live counts, keep the decision log''s partitions. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+  'One tick of the background worker: promote due work, requeue expired leases, end claims past their kind''s timeout, requeue the work of lost agents, drop expired reservations, expire work past its deadline (policy past_deadline), fire due schedules, remove the history of long-deleted schedules, update kind averages, shed overload, save fair-share state, fold the live counts, keep the decision log''s partitions. Returns what it did. Run by the worker every dispatch.naptime; call it from pg_cron where the library cannot be preloaded.';
+
+-- For hosts that drive the tick from pg_cron, whose 1.4 release schedules by the minute: one
+-- job a minute runs this, which ticks until `duration` is over, committing after each tick and
+-- sleeping until the next schedule is due (at most dispatch.naptime), like the worker does.
+-- A procedure with transaction control cannot be SECURITY DEFINER or pin search_path: it runs
+-- with the caller's rights (dispatch.tick() is the definer), and every name in it is qualified.
+CREATE PROCEDURE dispatch.run_ticks(duration interval DEFAULT '55 seconds')
+  LANGUAGE plpgsql AS $$
+DECLARE
+  stop timestamptz;
+  due timestamptz;
+  nap float8;
+BEGIN
+  IF duration IS NULL OR duration <= interval '0' OR duration > interval '1 hour' THEN
+    RAISE EXCEPTION 'run_ticks needs a duration between 0 and 1 hour, not %', duration
+      USING ERRCODE = '22023',
+            HINT = 'Run it from a job every minute with a little less than a minute, for example ''55 seconds''.';
+  END IF;
+  stop := pg_catalog.clock_timestamp() + duration;
+  LOOP
+    PERFORM dispatch.tick();
+    COMMIT;
+    EXIT WHEN pg_catalog.clock_timestamp() >= stop;
+    due := dispatch.next_due();
+    nap := LEAST(
+             pg_catalog.date_part('epoch', pg_catalog.current_setting('dispatch.naptime')::interval),
+             pg_catalog.date_part('epoch', stop - pg_catalog.clock_timestamp()),
+             pg_catalog.date_part('epoch', due - pg_catalog.clock_timestamp()));
+    PERFORM pg_catalog.pg_sleep(GREATEST(nap, 0.01));
+  END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE dispatch.run_ticks(interval) IS
+  'Tick repeatedly for duration (at most 1 hour), committing after each tick and sleeping until the next schedule is due or dispatch.naptime, whichever comes first. For pg_cron 1.4, which schedules by the minute: cron.schedule(''dispatch-ticks'', ''* * * * *'', ''CALL dispatch.run_ticks(''''55 seconds'''')'').';

@@ -6,6 +6,7 @@
 REVOKE ALL ON ALL TABLES IN SCHEMA dispatch FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA dispatch FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dispatch FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA dispatch FROM PUBLIC;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA dispatch TO dispatch_reader, dispatch_admin;
 
@@ -13,6 +14,13 @@ GRANT SELECT ON ALL TABLES IN SCHEMA dispatch TO dispatch_reader, dispatch_admin
 GRANT EXECUTE ON FUNCTION
   dispatch.caller(), dispatch.may_act_as(name), dispatch.policy_version(),
   dispatch.policy_normalize(jsonb)
+TO dispatch_agent, dispatch_reader, dispatch_admin;
+
+-- Schedule specs: pure functions of their arguments.
+GRANT EXECUTE ON FUNCTION
+  dispatch.next_fire(text, timestamptz, text, timestamptz), dispatch.validate_spec(text, text),
+  dispatch.spec_kind(text), dispatch.count_fires(text, timestamptz, timestamptz, text, timestamptz),
+  dispatch.fire_times(text, timestamptz, timestamptz, text, timestamptz, int, boolean)
 TO dispatch_agent, dispatch_reader, dispatch_admin;
 
 GRANT EXECUTE ON FUNCTION
@@ -72,3 +80,17 @@ GRANT EXECUTE ON FUNCTION
   dispatch.override(bigint, text, text), dispatch.manage_decision_log(timestamptz, int),
   dispatch.rebuild_task_counts()
 TO dispatch_admin;
+
+-- Standing orders. schedule() is not SECURITY DEFINER (it stores the caller's search_path for a
+-- sweep), so its INSERT needs the table privilege; the row trigger checks the rest. UPDATE is
+-- limited to the columns a user may change (the trigger validates them like an INSERT).
+GRANT EXECUTE ON FUNCTION
+  dispatch.schedule(text, text, jsonb, text, text, text, interval, timestamptz, timestamptz, boolean, text, numeric, text),
+  dispatch.unschedule(text, text), dispatch.pause(text, text), dispatch.resume(text, text)
+TO dispatch_admin;
+GRANT EXECUTE ON FUNCTION dispatch.forecast(text, interval), dispatch.next_due() TO dispatch_reader, dispatch_admin;
+GRANT EXECUTE ON PROCEDURE dispatch.run_ticks(interval) TO dispatch_admin;
+GRANT INSERT ON dispatch.schedules TO dispatch_admin;
+GRANT UPDATE (spec, timezone, task, sweep, concurrency, catch_up, catch_up_limit, jitter, anchor,
+              starts_at, ends_at, max_failures, cost_per_fire, record_ref)
+  ON dispatch.schedules TO dispatch_admin;

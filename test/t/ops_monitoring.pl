@@ -73,6 +73,12 @@ if ($standin)
 		  . 'GRANT SELECT ON dispatch.schedule_health TO dispatch_reader;');
 	note 'schedules: stand-in tables';
 }
+else
+{
+	$node->safe_psql('postgres',
+		q{SELECT dispatch.schedule('nightly', '@daily', '{"kind": "report"}', tenant => 'acme')});
+	note 'schedules: one real schedule';
+}
 
 foreach my $name (sort keys %$queries)
 {
