@@ -225,3 +225,8 @@ COMMENT ON FUNCTION dispatch.override(bigint, text, text) IS
 
 COMMENT ON INDEX dispatch.decisions_policy_idx IS 'Auditors: every decision under one policy version.';
 COMMENT ON INDEX dispatch.decisions_override_idx IS 'Auditors: every override.';
+
+-- Today's and the next days' partitions exist from the start: a claim then never inserts into
+-- the default partition while the first tick attaches a partition for the same day (an insert
+-- routed to the default with the old partition map would fail its partition constraint).
+SELECT dispatch.manage_decision_log();
