@@ -15,6 +15,7 @@ SELECT current_setting('shared_preload_libraries') AS preloaded;
 SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class') IS NOT NULL AS has_comment
   FROM pg_class c
  WHERE c.relnamespace = 'dispatch'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+   AND NOT c.relispartition
  ORDER BY 1;
 
 -- The columns of the contract, with their types.

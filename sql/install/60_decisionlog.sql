@@ -101,12 +101,17 @@ BEGIN
     GET DIAGNOSTICS purged = ROW_COUNT;
   END IF;
 
-  -- Today, the days ahead, and every day that has rows stranded in the default partition.
+  -- The days ahead, and the days before yesterday that have rows stranded in the default
+  -- partition. Never a day that inserts may still be routed to the default partition for:
+  -- such an insert, planned with the old partition map, would fail its partition constraint
+  -- once ATTACH changes the default partition's bound. So today (and yesterday, for a claim
+  -- that began before midnight) stay in the default partition until they are safely past.
   FOR day IN
     SELECT d FROM (
-      SELECT today + make_interval(days => i) AS d FROM generate_series(0, days_ahead) AS i
+      SELECT today + make_interval(days => i) AS d FROM generate_series(1, days_ahead) AS i
       UNION
       SELECT date_trunc('day', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM dispatch.decisions_default
+       WHERE at < today - interval '1 day' OR at >= today + interval '1 day'
     ) AS days
     WHERE NOT EXISTS (SELECT FROM dispatch.decision_partitions() AS q WHERE q.from_at = days.d)
     ORDER BY d
@@ -138,7 +143,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.manage_decision_log(timestamptz, int) IS
-  'Tick step: creates the decision log''s daily partitions for today and days_ahead days (moving rows stranded in the default partition into theirs), drops partitions whose whole day is older than dispatch.decision_retention (0: keep forever), and purges older stray rows. A partition change that cannot get its lock within 200 ms is retried next tick.';
+  'Tick step: creates the decision log''s daily partitions for the next days_ahead days, and for days before yesterday whose rows are stranded in the default partition (moving them in); today stays in the default partition until it is safely past, so no concurrent insert can race an ATTACH; drops partitions whose whole day is older than dispatch.decision_retention (0: keep forever), and purges older stray rows. A partition change that cannot get its lock within 200 ms is retried next tick.';
 
 -- Override ------------------------------------------------------------------------------------
 
@@ -226,7 +231,3 @@ COMMENT ON FUNCTION dispatch.override(bigint, text, text) IS
 COMMENT ON INDEX dispatch.decisions_policy_idx IS 'Auditors: every decision under one policy version.';
 COMMENT ON INDEX dispatch.decisions_override_idx IS 'Auditors: every override.';
 
--- Today's and the next days' partitions exist from the start: a claim then never inserts into
--- the default partition while the first tick attaches a partition for the same day (an insert
--- routed to the default with the old partition map would fail its partition constraint).
-SELECT dispatch.manage_decision_log();

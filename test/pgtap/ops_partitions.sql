@@ -2,7 +2,7 @@
 -- partition moved into their day, whole days past dispatch.decision_retention dropped, the log
 -- filter and the audit indexes carried onto every new partition.
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 
 SET dispatch.decision_retention = '30d';
 INSERT INTO dispatch.decisions (at, kind, task_id, reason) VALUES
@@ -14,24 +14,26 @@ INSERT INTO dispatch.decisions (at, kind, task_id, reason) VALUES
 SELECT is((SELECT count(*) FROM dispatch.decisions_default), 5::bigint, 'before any partition, the default partition holds every row');
 
 SELECT is(dispatch.manage_decision_log('2030-01-10 12:00+00', 2),
-  '{"created": ["decisions_p20300109", "decisions_p20300110", "decisions_p20300111", "decisions_p20300112", "decisions_p20300301"],
-    "dropped": [], "moved": 4, "purged": 1}'::jsonb,
-  'today and two days ahead are created, plus the days of the stranded rows; the row past retention is purged');
+  '{"created": ["decisions_p20300111", "decisions_p20300112", "decisions_p20300301"],
+    "dropped": [], "moved": 1, "purged": 1}'::jsonb,
+  'the two days ahead are created, and the future day of a stranded row; yesterday and today stay in the default partition (an ATTACH for a day inserts still reach could fail them); the row past retention is purged');
 SELECT results_eq(
   'SELECT partition_name, from_at, to_at, is_default FROM dispatch.decision_partitions()',
   $$VALUES ('decisions_default', NULL::timestamptz, NULL::timestamptz, true),
-           ('decisions_p20300109', '2030-01-09 00:00+00', '2030-01-10 00:00+00', false),
-           ('decisions_p20300110', '2030-01-10 00:00+00', '2030-01-11 00:00+00', false),
            ('decisions_p20300111', '2030-01-11 00:00+00', '2030-01-12 00:00+00', false),
            ('decisions_p20300112', '2030-01-12 00:00+00', '2030-01-13 00:00+00', false),
            ('decisions_p20300301', '2030-03-01 00:00+00', '2030-03-02 00:00+00', false)$$,
   'one partition per UTC day, bounds from midnight to midnight');
 SELECT results_eq('SELECT reason, tableoid::regclass::text FROM dispatch.decisions ORDER BY at',
-  $$VALUES ('yesterday', 'dispatch.decisions_p20300109'), ('today', 'dispatch.decisions_p20300110'),
-           ('today, last instant', 'dispatch.decisions_p20300110'), ('far ahead', 'dispatch.decisions_p20300301')$$,
-  'each stranded row was moved into its day and is still read through the log');
+  $$VALUES ('yesterday', 'dispatch.decisions_default'), ('today', 'dispatch.decisions_default'),
+           ('today, last instant', 'dispatch.decisions_default'), ('far ahead', 'dispatch.decisions_p20300301')$$,
+  'the future stranded row moved into its day; yesterday''s and today''s wait in the default partition, all read through the log');
+SELECT is(dispatch.manage_decision_log('2030-01-12 12:00+00', 2),
+  '{"created": ["decisions_p20300109", "decisions_p20300110", "decisions_p20300113", "decisions_p20300114"],
+    "dropped": [], "moved": 3, "purged": 0}'::jsonb,
+  'two days later, the days before yesterday get their partitions and their rows');
 SELECT is((SELECT count(*) FROM dispatch.decisions_default), 0::bigint, 'the default partition is empty again');
-SELECT is(dispatch.manage_decision_log('2030-01-10 13:00+00', 2),
+SELECT is(dispatch.manage_decision_log('2030-01-12 13:00+00', 2),
   '{"created": [], "dropped": [], "moved": 0, "purged": 0}'::jsonb, 'a second run the same day does nothing');
 
 INSERT INTO dispatch.decisions (at, kind, task_id, reason) VALUES ('2030-01-11 05:00+00', 'claim', 6, 'tomorrow');
@@ -50,18 +52,19 @@ SELECT throws_ok($$UPDATE dispatch.decisions SET reason = 'changed' WHERE task_i
 
 -- Forty days later: every partition whose whole day is older than 30 days goes.
 SELECT is(dispatch.manage_decision_log('2030-02-20 12:00+00', 1),
-  '{"created": ["decisions_p20300220", "decisions_p20300221"],
-    "dropped": ["decisions_p20300109", "decisions_p20300110", "decisions_p20300111", "decisions_p20300112"],
+  '{"created": ["decisions_p20300221"],
+    "dropped": ["decisions_p20300109", "decisions_p20300110", "decisions_p20300111", "decisions_p20300112",
+                "decisions_p20300113", "decisions_p20300114"],
     "moved": 0, "purged": 0}'::jsonb,
-  'retention drops the days older than dispatch.decision_retention and creates the new ones');
+  'retention drops the days older than dispatch.decision_retention and creates tomorrow''s');
 SELECT results_eq('SELECT task_id FROM dispatch.decisions ORDER BY task_id', $$VALUES (5::bigint)$$,
   'only the rows within the retention remain');
 SELECT hasnt_table('dispatch', 'decisions_p20300110', 'a dropped partition is gone, not merely detached');
 
 -- A retention of 0 keeps everything.
 SET dispatch.decision_retention = 0;
-SELECT is(dispatch.manage_decision_log('2031-06-01 00:00+00', 0),
-  '{"created": ["decisions_p20310601"], "dropped": [], "moved": 0, "purged": 0}'::jsonb,
+SELECT is(dispatch.manage_decision_log('2031-06-01 00:00+00', 1),
+  '{"created": ["decisions_p20310602"], "dropped": [], "moved": 0, "purged": 0}'::jsonb,
   'dispatch.decision_retention = 0 keeps every partition');
 RESET dispatch.decision_retention;
 
