@@ -5,11 +5,12 @@
  *		column of a user table, as the task's owner.
  *
  * complete() calls it for each output bound to a table, in the completing
- * transaction.  The statement runs with the task owner's privileges (the user
- * id is switched, as for a SECURITY DEFINER function), never as the
- * extension's owner, so the owner's column privileges and row-level security
- * apply.  It is assembled only from catalog names (quoted) and types; the key
- * and the value are parameters.
+ * transaction.  The statement runs through runas.c as the task's owner,
+ * never as the extension's owner, so the owner's column privileges and
+ * row-level security apply (and the table's triggers run as a restricted
+ * operation).  It is assembled only from catalog names (quoted) and types,
+ * so its search_path is pinned to pg_catalog; the key and the value are
+ * parameters.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,14 +21,36 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "runas.h"
+
 PG_FUNCTION_INFO_V1(dispatch_write_output);
+
+typedef struct OutputUpdate
+{
+	const char *sql;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+	uint64		rows;			/* out: rows written */
+} OutputUpdate;
+
+static void
+output_update(void *arg)
+{
+	OutputUpdate *u = (OutputUpdate *) arg;
+
+	SPI_connect();
+	if (SPI_execute_with_args(u->sql, 2, u->types, u->values, u->nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "dispatch: could not write a task's output");
+	u->rows = SPI_processed;
+	SPI_finish();
+}
 
 static Oid
 column_type(Oid relid, const char *col, int32 *typmod)
@@ -69,9 +92,7 @@ dispatch_write_output(PG_FUNCTION_ARGS)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	Oid			save_user;
-	int			save_sec;
-	uint64		rows = 0;
+	OutputUpdate u;
 
 	if (relname == NULL)
 		ereport(ERROR,
@@ -123,20 +144,10 @@ dispatch_write_output(PG_FUNCTION_ARGS)
 				   format_type_extended(key_type, key_typmod,
 										FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(role, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		SPI_connect();
-		if (SPI_execute_with_args(sql, 2, types, values, nulls, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "dispatch: could not write the output into \"%s\"", relname);
-		rows = SPI_processed;
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
-	PG_RETURN_INT64((int64) rows);
+	u.sql = sql;
+	u.types = types;
+	u.values = values;
+	u.nulls = nulls;
+	runas_call(role, "pg_catalog, pg_temp", false, "output bind", output_update, &u);
+	PG_RETURN_INT64((int64) u.rows);
 }

@@ -1,18 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * sweep.c
- *		dispatch.sweep_rows(): the rows of a sweep, rendered from the task
- *		template, for dispatch.place_sweep() to insert in one statement.
+ *		Sweeps: dispatch.sweep_check(), which checks a schedule's sweep when
+ *		it is stored, and dispatch.sweep_rows(), the rows of a sweep rendered
+ *		from the task template, for dispatch.place_sweep() to insert in one
+ *		statement.
  *
- * The query is the user's, so it runs as the role the sweep is for (the
- * caller of dispatch.sweep, or a schedule's owner) with that role's
- * search_path, never as the extension's owner that place_sweep runs as:
- * the user id is switched for the query alone, the way a SECURITY DEFINER
- * function switches it, and SET ROLE is refused inside it.  Only one plain
- * SELECT is accepted (no INTO, no data-modifying WITH, no second statement);
- * it is wrapped in a subquery to turn each row into jsonb, which is safe
- * because it parsed alone as exactly one statement and is cut out of the
- * input by the parser's own location and length.
+ * The query is the user's, so it runs through runas.c as the role the sweep
+ * is for (the caller of dispatch.sweep, or a schedule's owner) with that
+ * role's search_path, read only, never as the extension's owner that
+ * place_sweep runs as.  runas_select_text() accepts one plain SELECT and
+ * returns its text, which is then wrapped in a subquery to turn each row
+ * into jsonb.
  *
  * Every placeholder of the template and the key must name a column of the
  * query before it runs.  Rows are rendered into a tuplestore: (t jsonb,
@@ -29,99 +28,18 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "miscadmin.h"
-#include "nodes/parsenodes.h"
-#include "parser/parser.h"
-#include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/plancache.h"
 #include "utils/timestamp.h"
 
+#include "runas.h"
 #include "template.h"
 
 PG_FUNCTION_INFO_V1(dispatch_sweep_rows);
-
-static void
-check_select(SelectStmt *sel)
-{
-	if (sel == NULL)
-		return;
-	if (sel->intoClause)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a sweep query cannot be SELECT INTO"),
-				 errhint("A sweep only reads: give a plain SELECT whose rows become tasks.")));
-	if (sel->withClause)
-	{
-		ListCell   *lc;
-
-		foreach(lc, sel->withClause->ctes)
-		{
-			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
-
-			if (!IsA(cte->ctequery, SelectStmt))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("a sweep query cannot contain %s in WITH",
-								CreateCommandName(cte->ctequery)),
-						 errhint("A sweep only reads: give a plain SELECT whose rows become tasks.")));
-			check_select((SelectStmt *) cte->ctequery);
-		}
-	}
-	check_select(sel->larg);
-	check_select(sel->rarg);
-}
-
-/* A syntax error points into the sweep query, not into the statement that ran it. */
-static void
-query_error_callback(void *arg)
-{
-	int			pos = geterrposition();
-
-	if (pos > 0)
-	{
-		errposition(0);
-		internalerrposition(pos);
-		internalerrquery((const char *) arg);
-	}
-	errcontext("sweep query");
-}
-
-/* The text of the one SELECT in query, or an error. */
-static char *
-select_text(const char *query)
-{
-	ErrorContextCallback errcb;
-	List	   *raw;
-	RawStmt    *rs;
-
-	errcb.callback = query_error_callback;
-	errcb.arg = (void *) query;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-	raw = raw_parser(query, RAW_PARSE_DEFAULT);
-	error_context_stack = errcb.previous;
-
-	if (list_length(raw) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a sweep query must be exactly one SELECT statement, not %d statements",
-						list_length(raw)),
-				 errhint("Give one SELECT whose rows become tasks.")));
-	rs = linitial_node(RawStmt, raw);
-	if (!IsA(rs->stmt, SelectStmt))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a sweep query must be a SELECT, not %s", CreateCommandName(rs->stmt)),
-				 errhint("A sweep only reads: give a plain SELECT whose rows become tasks.")));
-	check_select((SelectStmt *) rs->stmt);
-	return rs->stmt_len > 0 ? pnstrdup(query + rs->stmt_location, rs->stmt_len)
-		: pstrdup(query + rs->stmt_location);
-}
+PG_FUNCTION_INFO_V1(dispatch_sweep_check);
 
 /* Every placeholder names a column of the query's result. */
 static void
@@ -171,9 +89,6 @@ dispatch_sweep_rows(PG_FUNCTION_ARGS)
 	char	   *search_path = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
 	char	   *stmt;
 	List	   *names = NIL;
-	Oid			save_user;
-	int			save_sec;
-	int			nestlevel;
 	uint64		n;
 	SPITupleTable *rows;
 	MemoryContext per_row;
@@ -193,47 +108,21 @@ dispatch_sweep_rows(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	stmt = select_text(query);
+	stmt = runas_select_text(query);
 	tpl_placeholders(task, &names);
 	if (key)
 		text_placeholders(key, &names);
 	if (run_at)
 		tpl_placeholders(run_at, &names);
 
-	/* The user's query, as the user. */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(role, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nestlevel = NewGUCNestLevel();
-	PG_TRY();
-	{
-		SPIPlanPtr	plan;
-		CachedPlanSource *source;
+	/* The user's query, as the user; then back as ourselves, render every row. */
+	SPI_connect();
+	check_columns(runas_spi_prepare(role, search_path, stmt), names);
+	if (runas_spi_execute(role, search_path,
+						  psprintf("SELECT pg_catalog.to_jsonb(dispatch_sweep_row.*) FROM (\n%s\n) AS dispatch_sweep_row",
+								   stmt), 0) != SPI_OK_SELECT)
+		elog(ERROR, "dispatch: the sweep query did not return rows");
 
-		if (search_path)
-			(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-		SPI_connect();
-		plan = SPI_prepare(stmt, 0, NULL);
-		if (plan == NULL)
-			elog(ERROR, "dispatch: could not prepare the sweep query: %s", SPI_result_code_string(SPI_result));
-		source = linitial(SPI_plan_get_plan_sources(plan));
-		if (source->resultDesc == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a sweep query must return rows")));
-		check_columns(source->resultDesc, names);
-		if (SPI_execute(psprintf("SELECT pg_catalog.to_jsonb(dispatch_sweep_row.*) FROM (\n%s\n) AS dispatch_sweep_row",
-								 stmt), false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "dispatch: the sweep query did not return rows");
-	}
-	PG_FINALLY();
-	{
-		AtEOXact_GUC(true, nestlevel);
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
-
-	/* Back as ourselves: render every row. */
 	n = SPI_processed;
 	rows = SPI_tuptable;
 	per_row = AllocSetContextCreate(CurrentMemoryContext, "dispatch sweep row", ALLOCSET_DEFAULT_SIZES);
@@ -280,4 +169,68 @@ dispatch_sweep_rows(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/* The role to run as: it must exist (42704 otherwise). */
+static Oid
+role_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a sweep query needs a role to run as")));
+	return get_role_oid(NameStr(*PG_GETARG_NAME(argno)), false);
+}
+
+static char *
+text_arg(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what),
+				 errhint("A sweep only reads: give one SELECT whose rows become tasks.")));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * sweep_check(query text, run_as name, search_path text) RETURNS text[]
+ *
+ * One SELECT that parses and analyses as run_as with that search_path, on
+ * tables run_as may read; returns the names of its result columns (for the
+ * template's {{column}} placeholders).
+ */
+Datum
+dispatch_sweep_check(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_arg(fcinfo, 0, "a sweep query");
+	Oid			role = role_arg(fcinfo, 1);
+	char	   *search_path = text_arg(fcinfo, 2, "the search_path of a sweep query");
+	char	   *stmt = runas_select_text(query);
+	TupleDesc	desc;
+	Datum	   *names;
+	int			n = 0;
+	ArrayType  *result;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext spi_cxt;
+
+	SPI_connect();
+	desc = runas_spi_prepare(role, search_path, stmt);
+	/*
+	 * Started, never run: LIMIT 0 returns before the query's plan is asked
+	 * for a row, but executor start checks the role's privileges on every
+	 * table, so a sweep its owner may not read fails now, not at each fire.
+	 */
+	(void) runas_spi_execute(role, search_path,
+							 psprintf("SELECT FROM (\n%s\n) AS sweep_row LIMIT 0", stmt), 0);
+	/* The names outlive SPI_finish: build them in the caller's context. */
+	spi_cxt = MemoryContextSwitchTo(caller_cxt);
+	names = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			names[n++] = CStringGetTextDatum(NameStr(TupleDescAttr(desc, i)->attname));
+	result = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+	MemoryContextSwitchTo(spi_cxt);
+	SPI_finish();
+	PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -21,9 +21,10 @@
  * references in that parse tree are qualified in place: no SQL text is
  * pasted together, so the condition cannot escape into the trigger's DDL.
  *
- * The triggers are created as the caller, with the caller's search_path:
- * PostgreSQL checks the TRIGGER privilege and resolves names as the user
- * would; watch() has already checked that the caller owns the table.
+ * The triggers are created through runas.c as the caller, with the caller's
+ * search_path: PostgreSQL checks the TRIGGER privilege and resolves names as
+ * the user would; watch() has already checked that the caller owns the
+ * table.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,10 +44,10 @@
 #include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 
 #include "dispatch.h"
+#include "runas.h"
 
 PG_FUNCTION_INFO_V1(dispatch_watch_create);
 PG_FUNCTION_INFO_V1(dispatch_watch_drop);
@@ -157,6 +158,15 @@ condition_error_callback(void *arg)
 	errcontext("watch condition");
 }
 
+typedef struct WatchTriggers
+{
+	Oid			relid;
+	int64		watch_id;
+	Node	   *insert_when;
+	Node	   *update_when;
+	const char *sql;
+} WatchTriggers;
+
 static void
 create_one(Oid relid, int64 watch_id, bool update, Node *when, const char *sql)
 {
@@ -173,6 +183,15 @@ create_one(Oid relid, int64 watch_id, bool update, Node *when, const char *sql)
 	(void) CreateTrigger(st, sql, relid, InvalidOid, InvalidOid, InvalidOid, InvalidOid,
 						 InvalidOid, NULL, false, false);
 	CommandCounterIncrement();
+}
+
+static void
+create_both(void *arg)
+{
+	WatchTriggers *w = (WatchTriggers *) arg;
+
+	create_one(w->relid, w->watch_id, false, w->insert_when, w->sql);
+	create_one(w->relid, w->watch_id, true, w->update_when, w->sql);
 }
 
 /*
@@ -195,9 +214,7 @@ dispatch_watch_create(PG_FUNCTION_ARGS)
 	Node	   *old_cond;
 	BooleanTest *was;
 	ErrorContextCallback errcb;
-	Oid			save_user;
-	int			save_sec;
-	int			nestlevel;
+	WatchTriggers w;
 
 	if (relname == NULL)
 		ereport(ERROR,
@@ -231,24 +248,12 @@ dispatch_watch_create(PG_FUNCTION_ARGS)
 	was->booltesttype = IS_NOT_TRUE;
 	was->location = -1;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(caller, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nestlevel = NewGUCNestLevel();
-	PG_TRY();
-	{
-		if (search_path)
-			(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-		create_one(relid, watch_id, false, copyObject(new_cond), sql);
-		create_one(relid, watch_id, true,
-				   (Node *) makeBoolExpr(AND_EXPR, list_make2(new_cond, was), -1), sql);
-	}
-	PG_FINALLY();
-	{
-		AtEOXact_GUC(true, nestlevel);
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
+	w.relid = relid;
+	w.watch_id = watch_id;
+	w.insert_when = copyObject(new_cond);
+	w.update_when = (Node *) makeBoolExpr(AND_EXPR, list_make2(new_cond, was), -1);
+	w.sql = sql;
+	runas_call(caller, search_path, false, "watch condition", create_both, &w);
 
 	error_context_stack = errcb.previous;
 	PG_RETURN_VOID();

@@ -1,5 +1,5 @@
 -- 55_sweepquery: a schedule's sweep query, checked when the schedule is stored, as the schedule's
--- owner role with the search_path stored with it (src/runas.c). At each fire it runs through
+-- owner role with the search_path stored with it (src/sweep.c, through src/runas.c). At each fire it runs through
 -- dispatch.place_sweep() (47_placement.sql). Internal: the caller chooses the role, so it is
 -- granted to nobody.
 
