@@ -198,7 +198,14 @@ best_of_tenant(ProbeCtx *ctx, IndexScanDesc scan, Relation idx, QmPickView *view
 	{
 		Candidate	c;
 
-		if (have && qs[i].head > best->skey)
+		/*
+		 * A hint is a lower bound, and a candidate replaces the best only
+		 * with a strictly smaller skey, so a queue whose hint merely ties the
+		 * best cannot change the answer: stop there too.  (Ties are common:
+		 * tasks submitted in one statement share ready_at, so each priority
+		 * of a bulk submit is one skey.)
+		 */
+		if (have && qs[i].head >= best->skey)
 			break;
 		if (probe_queue(ctx, scan, idx, qs[i].sig, view->tenants[t].name, qs[i].epoch, &c) &&
 			(!have || c.skey < best->skey))
