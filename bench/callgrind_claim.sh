@@ -11,7 +11,8 @@
 # for each part of dispatch_next and complete(). Single-user mode has no concurrency: this
 # measures work done, not contention or I/O waits (claim_throughput.sh measures those).
 #
-# Knobs: SIZE (100000), N (1000), PG_CONFIG, BENCH_PORT, BENCH_NO_INSTALL=1.
+# Knobs: SIZE (100000), N (1000), EXTRA_SQL (run before measuring), PG_CONFIG, BENCH_PORT,
+# BENCH_NO_INSTALL=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -61,6 +62,8 @@ q "CREATE PROCEDURE bench.loop_baseline(n int) LANGUAGE plpgsql AS \$\$
        COMMIT;
      END LOOP;
    END \$\$"
+# An experiment's schema change, if any (used to price alternatives; see bench/README.md).
+[ -n "${EXTRA_SQL:-}" ] && q "$EXTRA_SQL"
 cluster_stop "$work/c"
 
 # One single-user backend per side: a warm-up loop (not counted), then N counted tasks.
@@ -68,7 +71,7 @@ for side in baseline dispatch; do
   printf 'CALL bench.loop_%s(200);\nCALL bench.loop_%s(%d);\n' "$side" "$side" "$N" > "$work/$side.sql"
   chown postgres "$work/$side.sql"
   (cd "$work" && as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg-$side.out" \
-     --dump-after=ExecuteCallStmt \
+     --dump-after=ExecuteCallStmt --compress-strings=no --compress-pos=no \
      postgres --single -D "$work/c/data" -c shared_buffers=1GB \
      "$BENCH_DB" < "$work/$side.sql" > "$work/valgrind-$side.log" 2>&1) ||
     { echo "valgrind run failed:" >&2; tail -20 "$work/valgrind-$side.log" >&2; exit 1; }
@@ -102,7 +105,7 @@ rows = [
     ("agent_signatures", "    agent's signature set"),
     ("pick_candidates", "    pick (queue map + index probes)"),
     ("qm_read_for_pick", "      read the queue map"),
-    ("index_getnext_slot", "      index descents and heap fetches"),
+    
     ("lock_task", "    lock the winner"),
     ("qm_charge_claim", "    charge the tenant"),
     ("agent_take", "    agent running+1 (SPI UPDATE)"),

@@ -149,12 +149,17 @@ COMMENT ON COLUMN dispatch.tasks.cost IS 'Derived: estimated seconds of work, ch
 COMMENT ON COLUMN dispatch.tasks.reserved_for IS 'Reserved for this agent (session affinity or dispatch.assign) until reserved_until.';
 
 -- The claim path's indexes (doc/design.md §5-6). Partial, so they hold only waiting work.
+-- No deduplication: tasks submitted together share their key (one ready_at per statement), and
+-- a posting list can be marked dead only once every task in it has been claimed, so each probe
+-- fetched the heap rows of all the already-claimed tasks at the head of its queue until VACUUM.
+-- Separate entries are marked dead one by one as probes pass them. Order is the same (heap TID
+-- breaks ties either way).
 CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey)
-  WHERE state = 'ready' AND reserved_for IS NULL;
+  WITH (deduplicate_items = off) WHERE state = 'ready' AND reserved_for IS NULL;
 CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey)
-  WHERE state = 'ready' AND reserved_for IS NOT NULL;
+  WITH (deduplicate_items = off) WHERE state = 'ready' AND reserved_for IS NOT NULL;
 CREATE INDEX tasks_urgent_idx ON dispatch.tasks (sig, urgent_at)
-  WHERE state = 'ready' AND urgent_at IS NOT NULL;
+  WITH (deduplicate_items = off) WHERE state = 'ready' AND urgent_at IS NOT NULL;
 -- The worker's: due scheduled work, expiring leases (also: the tasks each agent holds).
 CREATE INDEX tasks_scheduled_idx ON dispatch.tasks (run_at) WHERE state = 'scheduled';
 CREATE INDEX tasks_claimed_idx ON dispatch.tasks (lease_until) WHERE state = 'claimed';
