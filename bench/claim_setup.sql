@@ -3,7 +3,8 @@
 -- baseline bench.plain_tasks, a table with the same columns, a primary key and one partial index
 -- on (priority, task_id) WHERE state = 'ready', claimed with UPDATE ... FOR UPDATE SKIP LOCKED.
 -- Tasks: 10 tenants, four priorities (5% critical, 20% high, 50% normal, 25% low), four
--- capability sets; eight generalist agents (agent-0 .. agent-7, one per pgbench client).
+-- capability sets, ready_at spread over the last hour (a backlog built up over time, so keys
+-- differ); eight generalist agents (agent-0 .. agent-7, one per pgbench client).
 
 CREATE SCHEMA bench;
 
@@ -13,18 +14,21 @@ CREATE INDEX plain_tasks_ready_idx ON bench.plain_tasks (priority, task_id) WHER
 
 -- Tasks first .. first + n - 1 of the workload; both queues draw from this one generator.
 CREATE FUNCTION bench.task_rows(first bigint, n int)
-  RETURNS TABLE (tenant text, kind text, payload jsonb, priority text, requires text[])
-  LANGUAGE sql IMMUTABLE AS $$
+  RETURNS TABLE (tenant text, kind text, payload jsonb, priority text, requires text[],
+                 ready_at timestamptz)
+  LANGUAGE sql STABLE AS $$
   SELECT 't' || (i % 10), 'bench', jsonb_build_object('n', i, 'input', 'some task input'),
-         CASE WHEN i % 20 = 0 THEN 'critical' WHEN i % 5 = 1 THEN 'high'
-              WHEN i % 4 = 2 THEN 'low' ELSE 'normal' END,
-         (ARRAY['{}', '{python}', '{python,gpu}', '{browser}'])[1 + (i / 10) % 4]::text[]
-    FROM generate_series(first, first + n - 1) AS i
+         CASE WHEN h % 20 = 0 THEN 'critical' WHEN h % 20 < 5 THEN 'high'
+              WHEN h % 20 < 15 THEN 'normal' ELSE 'low' END,
+         (ARRAY['{}', '{python}', '{python,gpu}', '{browser}'])[1 + (h / 20) % 4]::text[],
+         now() - make_interval(secs => (h % 3600000) / 1000.0)
+    FROM generate_series(first, first + n - 1) AS i,
+         LATERAL (SELECT abs(hashint8(i)) AS h) AS x
 $$;
 
 CREATE SEQUENCE bench.task_seq;
 
--- Bring both queues to n ready tasks, adding the same new tasks to each.
+-- Bring both queues to n ready tasks, drawing the new tasks from the one generator.
 CREATE PROCEDURE bench.top_up(n int) LANGUAGE plpgsql AS $$
 DECLARE
   need int;
@@ -34,7 +38,7 @@ BEGIN
   WHILE need > 0 LOOP
     first := nextval('bench.task_seq');
     PERFORM setval('bench.task_seq', first + least(need, 100000) - 1);
-    INSERT INTO dispatch.tasks (tenant, kind, payload, priority, requires)
+    INSERT INTO dispatch.tasks (tenant, kind, payload, priority, requires, ready_at)
       SELECT * FROM bench.task_rows(first, least(need, 100000));
     need := need - least(need, 100000);
     COMMIT;
@@ -43,8 +47,8 @@ BEGIN
   WHILE need > 0 LOOP
     first := nextval('bench.task_seq');
     PERFORM setval('bench.task_seq', first + least(need, 100000) - 1);
-    INSERT INTO bench.plain_tasks (tenant, kind, payload, priority, requires, state, ready_at)
-      SELECT r.*, 'ready', now() FROM bench.task_rows(first, least(need, 100000)) AS r;
+    INSERT INTO bench.plain_tasks (tenant, kind, payload, priority, requires, ready_at, state)
+      SELECT r.*, 'ready' FROM bench.task_rows(first, least(need, 100000)) AS r;
     need := need - least(need, 100000);
     COMMIT;
   END LOOP;

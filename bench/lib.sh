@@ -6,6 +6,7 @@
 #   PG_CONFIG    which PostgreSQL (default /usr/lib/postgresql/15/bin/pg_config)
 #   BENCH_PORT   the cluster's port (default 55621)
 #   BENCH_NO_INSTALL=1   do not build and install the extension first
+#   BENCH_DBS    databases the dispatch worker and shared queue maps serve (default: bench)
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 BIN=$("$PG_CONFIG" --bindir)
@@ -44,7 +45,7 @@ cluster_start() {
     echo "listen_addresses = ''"
     echo "unix_socket_directories = '$dir'"
     echo "shared_preload_libraries = 'dispatch'"
-    echo "dispatch.database_name = '$BENCH_DB'"
+    echo "dispatch.database_name = '${BENCH_DBS:-$BENCH_DB}'"
     echo "max_connections = 40"
     echo "shared_buffers = $(bench_shared_buffers_mb)MB"
     for line in "$@"; do echo "$line"; done
@@ -75,10 +76,11 @@ cluster_settings() {
   echo "  machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
 }
 
-# q SQL: one query, unaligned tuples only, errors fatal.
-q() { as_pg psql -h "$CLUSTER_DIR" -p "$BENCH_PORT" -d "$BENCH_DB" -qXAt -v ON_ERROR_STOP=1 -c "$1"; }
-# qf FILE: a SQL file (readable by postgres).
-qf() { as_pg psql -h "$CLUSTER_DIR" -p "$BENCH_PORT" -d "$BENCH_DB" -qX -v ON_ERROR_STOP=1 -f "$1"; }
+# q SQL: one query, unaligned tuples only, errors fatal. qd DB SQL: the same in database DB.
+q() { qd "$BENCH_DB" "$1"; }
+qd() { as_pg psql -h "$CLUSTER_DIR" -p "$BENCH_PORT" -d "$1" -qXAt -v ON_ERROR_STOP=1 -c "$2"; }
+# qf FILE [DB]: a SQL file (readable by postgres).
+qf() { as_pg psql -h "$CLUSTER_DIR" -p "$BENCH_PORT" -d "${2:-$BENCH_DB}" -qX -v ON_ERROR_STOP=1 -f "$1"; }
 # pgb ARGS...: pgbench against the bench database.
 pgb() { as_pg pgbench -h "$CLUSTER_DIR" -p "$BENCH_PORT" "$@" "$BENCH_DB"; }
 
