@@ -62,6 +62,20 @@ SELECT dispatch.register_agent('agent-' || lpad(g::text, 3, '0'),
 CREATE TABLE bench.latency (size text, agent text, us double precision, task_id bigint,
                             tenant text, sig int);
 
+-- Read every page of the tasks heap and of the ready index in this backend. shared_buffers
+-- already holds them (pg_prewarm), but a backend maps each shared page on first touch (a page
+-- fault): a fresh session probing 1M tasks paid thousands of those that a pooled connection
+-- would not, and the 10k side almost none.
+CREATE FUNCTION bench.touch() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  SET LOCAL max_parallel_workers_per_gather = 0;
+  PERFORM count(*) FROM dispatch.tasks;
+  SET LOCAL enable_seqscan = off;
+  SET LOCAL enable_bitmapscan = off;
+  PERFORM count(*) FROM dispatch.tasks WHERE sig > -1 AND state = 'ready' AND reserved_for IS NULL;
+END
+$$;
+
 -- n claims, each in its own transaction; the timed part is dispatch_next alone.
 CREATE PROCEDURE bench.measure(n int, size text, record boolean) LANGUAGE plpgsql AS $$
 DECLARE
