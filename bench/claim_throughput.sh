@@ -2,7 +2,7 @@
 # claim_throughput.sh: claim+complete throughput of dispatch.dispatch_next against the plain
 # FOR UPDATE SKIP LOCKED baseline, measured in the same run on the same cluster.
 #
-#   bench/claim_throughput.sh            (as root or postgres; about 8 minutes)
+#   bench/claim_throughput.sh            (as root or postgres; about 9 minutes)
 #
 # One throwaway cluster (run as postgres, private port, fsync on, defaults except the settings
 # printed). Both queues hold the same workload (bench/claim_setup.sql). Each task is claimed and
@@ -11,20 +11,21 @@
 #             priority, task_id FOR UPDATE SKIP LOCKED LIMIT 1); UPDATE ... SET state = 'done'
 #   dispatch  bench/claim_dispatch.pgbench: dispatch_next('agent-N') (decision log on);
 #             dispatch.complete(task_id)
-# Cells: 1 and 8 clients x 100k and 1M ready tasks. Before every run both queues are topped up
-# to the cell's size, vacuumed and checkpointed; baseline and dispatch runs alternate (and swap
-# order between repetitions) so drift hits both; each cell reports the median of its runs.
+# Cells: 1 and 8 clients x 100k and 1M ready tasks. Before every run the queues are topped up
+# to the cell's size, the one to be measured is vacuumed, and a checkpoint is taken; baseline
+# and dispatch runs alternate (and swap order between repetitions) so drift hits both; each
+# cell reports the median of its runs, and the WAL each side writes per task.
 # Raw pgbench output goes to bench/results/claim_throughput-<time>/.
 #
-# Knobs (environment): DURATION (s per run, 20), WARMUP (s, 5), REPS (2), SIZES ("100000
+# Knobs (environment): DURATION (s per run, 15), WARMUP (s, 5), REPS (3), SIZES ("100000
 # 1000000"), CLIENTS ("1 8"), PG_CONFIG, BENCH_PORT (55621), BENCH_NO_INSTALL=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-DURATION=${DURATION:-20}
+DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-5}
-REPS=${REPS:-2}
+REPS=${REPS:-3}
 SIZES=${SIZES:-"100000 1000000"}
 CLIENTS=${CLIENTS:-"1 8"}
 
@@ -50,7 +51,7 @@ qf "$work/claim_setup.sql" >/dev/null
 } | tee "$out/settings.txt"
 
 runs=$out/runs.tsv
-printf 'size\tclients\tsystem\trep\ttps\tlatency_ms\tready_after\n' > "$runs"
+printf 'size\tclients\tsystem\trep\ttps\tlatency_ms\tready_after\twal_bytes_per_task\n' > "$runs"
 
 ready_count() {
   case $1 in
@@ -70,16 +71,21 @@ run() {
   sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
 }
 
+# Before each run: the queue about to be measured back to its size and vacuumed, then a
+# checkpoint, so every run starts in the same state (and with the same full-page writes ahead).
 prepare() {
   q "CALL bench.top_up($1)"
-  q "VACUUM bench.plain_tasks" ; q "VACUUM dispatch.tasks"
+  case $2 in
+    baseline) q "VACUUM bench.plain_tasks" ;;
+    dispatch) q "VACUUM dispatch.tasks" ;;
+    both) q "VACUUM ANALYZE bench.plain_tasks"; q "VACUUM ANALYZE dispatch.tasks" ;;
+  esac
   q "CHECKPOINT"
 }
 
 for size in $SIZES; do
   echo "-- $size ready tasks: loading"
-  prepare "$size"
-  q "ANALYZE bench.plain_tasks"; q "ANALYZE dispatch.tasks"
+  prepare "$size" both
   for sys in baseline dispatch; do
     run "$sys" 8 "$WARMUP" "$out/warmup-$size-$sys.txt" >/dev/null
   done
@@ -87,11 +93,16 @@ for size in $SIZES; do
     for c in $CLIENTS; do
       if [ $((rep % 2)) = 1 ]; then order="baseline dispatch"; else order="dispatch baseline"; fi
       for sys in $order; do
-        prepare "$size"
-        tps=$(run "$sys" "$c" "$DURATION" "$out/run-$size-c$c-$sys-$rep.txt")
-        lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out/run-$size-c$c-$sys-$rep.txt")
+        prepare "$size" "$sys"
+        log=$out/run-$size-c$c-$sys-$rep.txt
+        wal0=$(q "SELECT wal_bytes FROM pg_stat_wal")
+        tps=$(run "$sys" "$c" "$DURATION" "$log")
+        wal1=$(q "SELECT wal_bytes FROM pg_stat_wal")
+        n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
+        lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log")
         left=$(ready_count "$sys")
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$c" "$sys" "$rep" "$tps" "$lat" "$left" >> "$runs"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$c" "$sys" "$rep" "$tps" "$lat" "$left" \
+          "$(( (wal1 - wal0) / n ))" >> "$runs"
         printf '   %7s tasks, %d clients, %-8s rep %d: %8.1f tx/s (ready left %s)\n' \
           "$size" "$c" "$sys" "$rep" "$tps" "$left"
       done
@@ -112,6 +123,9 @@ done
     done
   done
   echo "targets: dispatch >= 0.7x baseline at 8 clients (issue 2), >= 0.8x (issue 3)"
+  b=$(awk -F'\t' '$3=="baseline" {print $8}' "$runs" | median)
+  d=$(awk -F'\t' '$3=="dispatch" {print $8}' "$runs" | median)
+  echo "WAL written per task (median over all runs, checkpoint before each): baseline $b bytes, dispatch $d bytes"
   echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "raw results: $out"
 } | tee "$out/summary.txt"
