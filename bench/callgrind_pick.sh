@@ -35,7 +35,7 @@ for db in lat10k lat1m; do
   qd "$db" "CREATE EXTENSION dispatch"
   qf "$work/pick_setup.sql" "$db" >/dev/null
   qd "$db" "CALL bench.fill(${SIZE[$db]})"
-  qd "$db" "VACUUM ANALYZE dispatch.tasks"
+  qd "$db" "VACUUM ANALYZE"
 done
 cluster_stop "$work/c"
 

@@ -59,7 +59,7 @@ for db in lat10k lat1m; do
   qf "$work/pick_setup.sql" "$db" >/dev/null
   echo "-- $db: loading ${SIZE[$db]} ready tasks"
   qd "$db" "CALL bench.fill(${SIZE[$db]})"
-  qd "$db" "VACUUM ANALYZE dispatch.tasks"
+  qd "$db" "VACUUM ANALYZE"
 done
 q_agents=$(qd lat10k "SELECT count(*) FILTER (WHERE cardinality(capabilities) = 10) || ' generalists, '
                              || count(*) FILTER (WHERE cardinality(capabilities) < 10) || ' specialists with '
