@@ -113,13 +113,18 @@ done
 {
   echo
   echo "claim+complete throughput (tx/s = tasks claimed and completed per second; median of $REPS runs)"
-  printf '%-22s %14s %14s %8s\n' cell "baseline tx/s" "dispatch tx/s" ratio
+  echo "(pair ratios: dispatch / baseline of the two adjacent runs of each repetition, min..max)"
+  printf '%-22s %14s %14s %8s   %s\n' cell "baseline tx/s" "dispatch tx/s" ratio "pair ratios"
   for size in $SIZES; do
     for c in $CLIENTS; do
       b=$(awk -F'\t' -v s="$size" -v c="$c" '$1==s && $2==c && $3=="baseline" {print $5}' "$runs" | median)
       d=$(awk -F'\t' -v s="$size" -v c="$c" '$1==s && $2==c && $3=="dispatch" {print $5}' "$runs" | median)
-      printf '%-22s %14.1f %14.1f %7.2fx\n' "$(numfmt --to=si "$size") ready, $c client$([ "$c" = 1 ] || echo s)" \
-        "$b" "$d" "$(echo "$d / $b" | bc -l)"
+      pairs=$(awk -F'\t' -v s="$size" -v c="$c" '$1==s && $2==c {t[$4 "," $3] = $5; r[$4] = 1}
+                END {for (k in r) print t[k ",dispatch"] / t[k ",baseline"]}' "$runs" | sort -g)
+      printf '%-22s %14.1f %14.1f %7.2fx   median %.2fx, %.2f..%.2f\n' \
+        "$(numfmt --to=si "$size") ready, $c client$([ "$c" = 1 ] || echo s)" \
+        "$b" "$d" "$(echo "$d / $b" | bc -l)" "$(echo "$pairs" | median)" \
+        "$(echo "$pairs" | head -1)" "$(echo "$pairs" | tail -1)"
     done
   done
   echo "targets: dispatch >= 0.7x baseline at 8 clients (issue 2), >= 0.8x (issue 3)"
