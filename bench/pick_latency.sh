@@ -63,7 +63,8 @@ for db in lat10k lat1m; do
 done
 q_agents=$(qd lat10k "SELECT count(*) FILTER (WHERE cardinality(capabilities) = 10) || ' generalists, '
                              || count(*) FILTER (WHERE cardinality(capabilities) < 10) || ' specialists with '
-                             || min(cardinality(capabilities)) || ' to ' || max(cardinality(capabilities))
+                             || min(cardinality(capabilities)) FILTER (WHERE cardinality(capabilities) < 10)
+                             || ' to ' || max(cardinality(capabilities)) FILTER (WHERE cardinality(capabilities) < 10)
                              || ' capabilities' FROM dispatch.agents")
 echo "agents: $q_agents" | tee -a "$out/settings.txt"
 
