@@ -62,10 +62,10 @@ SELECT dispatch.register_agent('agent-' || lpad(g::text, 3, '0'),
 CREATE TABLE bench.latency (size text, agent text, us double precision, task_id bigint,
                             tenant text, sig int);
 
--- Read every page of the tasks heap and of the ready index in this backend. shared_buffers
--- already holds them (pg_prewarm), but a backend maps each shared page on first touch (a page
--- fault): a fresh session probing 1M tasks paid thousands of those that a pooled connection
--- would not, and the 10k side almost none.
+-- Read every page of the tasks heap, of the ready index and of the primary key (the claim's
+-- update inserts there) in this backend. shared_buffers already holds them (pg_prewarm), but a
+-- backend maps each shared page on first touch (a page fault): a fresh session probing 1M
+-- tasks paid thousands of those that a pooled connection would not, and the 10k side few.
 CREATE FUNCTION bench.touch() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   SET LOCAL max_parallel_workers_per_gather = 0;
@@ -73,6 +73,7 @@ BEGIN
   SET LOCAL enable_seqscan = off;
   SET LOCAL enable_bitmapscan = off;
   PERFORM count(*) FROM dispatch.tasks WHERE sig > -1 AND state = 'ready' AND reserved_for IS NULL;
+  PERFORM count(*) FROM dispatch.tasks WHERE task_id > 0;
 END
 $$;
 
