@@ -146,35 +146,60 @@ read_candidate(ProbeCtx *ctx, PickLane lane, Candidate *c)
 /*
  * One descent of the ready index for (sig, tenant).  Returns whether a
  * candidate was found; reports what it saw to the queue map.
+ *
+ * nbtree reads every matching entry of a leaf page when it lands on it, so a
+ * long queue made each probe check a whole page of entries (about 200) to
+ * use the first one or two.  When the queue's head hint is known, the probe
+ * first scans only skey <= hint + PROBE_WINDOW, where the head almost always
+ * is, and only if that finds no candidate goes on with skey > hint +
+ * PROBE_WINDOW.  The two ranges split the index order exactly, so the entries
+ * walked, the candidate and the observation are those of one unbounded scan.
  */
+#define PROBE_WINDOW ((TimestampTz) 10 * USECS_PER_SEC)
+
 static bool
 probe_queue(ProbeCtx *ctx, IndexScanDesc scan, Relation idx, int32 sig, const char *tenant,
-			uint64 epoch, Candidate *out)
+			uint64 epoch, TimestampTz hint, Candidate *out)
 {
-	ScanKeyData keys[2];
+	ScanKeyData keys[3];
 	bool		seen = false;
 	bool		found = false;
 	TimestampTz head = DT_NOEND;
+	bool		windowed = hint > DT_NOBEGIN && hint < DT_NOEND - PROBE_WINDOW;
+	int			walked = 0;
 
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(sig));
 	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[1], F_TEXTEQ, CStringGetTextDatum(tenant));
-	index_rescan(scan, keys, 2, NULL, 0);
-	ctx->probes++;
-	for (int walked = 0; walked < MAX_WALK &&
-		 index_getnext_slot(scan, ForwardScanDirection, ctx->slot); walked++)
+	/* The window, then the rest; or, without a hint, everything at once. */
+	for (int part = windowed ? 0 : 2; part < (windowed ? 2 : 3) && !found && walked < MAX_WALK; part++)
 	{
-		if (!seen)
+		if (part == 0)
+			ScanKeyInit(&keys[2], 3, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
+						TimestampTzGetDatum(hint + PROBE_WINDOW));
+		else if (part == 1)
+			ScanKeyInit(&keys[2], 3, BTGreaterStrategyNumber, F_TIMESTAMPTZ_GT,
+						TimestampTzGetDatum(hint + PROBE_WINDOW));
+		else
+			ScanKeyInit(&keys[2], 3, BTGreaterEqualStrategyNumber, F_TIMESTAMPTZ_GE,
+						TimestampTzGetDatum(DT_NOBEGIN));
+		index_rescan(scan, keys, 3, NULL, 0);
+		ctx->probes++;
+		for (; walked < MAX_WALK &&
+			 index_getnext_slot(scan, ForwardScanDirection, ctx->slot); walked++)
 		{
-			head = ts_attr(ctx->slot, ctx->tc->skey);
-			seen = true;
-		}
-		if (in_flight(ctx->slot))
-			continue;
-		if (read_candidate(ctx, LANE_FAIR, out))
-		{
-			found = true;
-			break;
+			if (!seen)
+			{
+				head = ts_attr(ctx->slot, ctx->tc->skey);
+				seen = true;
+			}
+			if (in_flight(ctx->slot))
+				continue;
+			if (read_candidate(ctx, LANE_FAIR, out))
+			{
+				found = true;
+				break;
+			}
 		}
 	}
 	qm_observe_queue(sig, tenant, epoch, !seen, head);
@@ -207,9 +232,17 @@ best_of_tenant(ProbeCtx *ctx, IndexScanDesc scan, Relation idx, QmPickView *view
 	{
 		Candidate	c;
 
-		if (have && qs[i].head > best->skey)
+		/*
+		 * A hint is a lower bound, and a candidate replaces the best only
+		 * with a strictly smaller skey, so a queue whose hint merely ties the
+		 * best cannot change the answer: stop there too.  (Ties are common:
+		 * tasks submitted in one statement share ready_at, so each priority
+		 * of a bulk submit is one skey.)
+		 */
+		if (have && qs[i].head >= best->skey)
 			break;
-		if (probe_queue(ctx, scan, idx, qs[i].sig, view->tenants[t].name, qs[i].epoch, &c) &&
+		if (probe_queue(ctx, scan, idx, qs[i].sig, view->tenants[t].name, qs[i].epoch,
+						qs[i].head, &c) &&
 			(!have || c.skey < best->skey))
 		{
 			*best = c;
@@ -229,7 +262,7 @@ probe_fair(ProbeCtx *ctx, QmPickView *view, Snapshot snap, Bitmapset **probed,
 		   Candidate *cands, int *n)
 {
 	Relation	idx = index_open(dispatch_catalog()->tasks_ready_idx, AccessShareLock);
-	IndexScanDesc scan = index_beginscan(ctx->heap, idx, snap, 2, 0);
+	IndexScanDesc scan = index_beginscan(ctx->heap, idx, snap, 3, 0);
 	int			found = 0;
 
 	for (int t = 0; t < view->ntenants; t++)

@@ -52,8 +52,13 @@ typedef struct FoundQueue
 	TimestampTz head;
 } FoundQueue;
 
+/*
+ * Both loaders keep their results in `cxt`, the build's context: after
+ * SPI_execute the current context is SPI's procedure context, which
+ * SPI_finish frees before the results are used.
+ */
 static HTAB *
-load_tenants(void)
+load_tenants(MemoryContext cxt)
 {
 	HASHCTL		ctl;
 	HTAB	   *h;
@@ -61,7 +66,7 @@ load_tenants(void)
 	MemSet(&ctl, 0, sizeof(ctl));
 	ctl.keysize = QM_TENANT_LEN;
 	ctl.entrysize = sizeof(TenantConfig);
-	ctl.hcxt = CurrentMemoryContext;
+	ctl.hcxt = cxt;
 	h = hash_create("dispatch tenant configs", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	if (SPI_execute("SELECT tenant, weight::float8, coalesce(max_running, -1), vstart "
@@ -87,14 +92,14 @@ load_tenants(void)
 }
 
 static int32 *
-load_signatures(int *n)
+load_signatures(MemoryContext cxt, int *n)
 {
 	int32	   *sigs;
 
 	if (SPI_execute("SELECT sig_id FROM dispatch.signatures ORDER BY sig_id", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "dispatch: could not read dispatch.signatures");
 	*n = (int) SPI_processed;
-	sigs = palloc(sizeof(int32) * Max(*n, 1));
+	sigs = MemoryContextAlloc(cxt, sizeof(int32) * Max(*n, 1));
 	for (int i = 0; i < *n; i++)
 	{
 		bool		isnull;
@@ -314,8 +319,8 @@ qm_build(QmMap *map, bool initial)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	MemoryContextSwitchTo(cxt);
-	configs = load_tenants();
-	sigs = load_signatures(&nsigs);
+	configs = load_tenants(cxt);
+	sigs = load_signatures(cxt, &nsigs);
 	/* Copies made in cxt survive SPI_finish. */
 	MemoryContextSwitchTo(cxt);
 	SPI_finish();

@@ -395,14 +395,37 @@ reserve_for_session(Row *r, const TaskCols *tc, const Policy *pol)
 
 /* ---- bookkeeping -------------------------------------------------------- */
 
+static SPIPlanPtr tenant_find_plan = NULL;
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr agent_plan = NULL;
 
-/* The tenant's row, created with defaults if it does not exist. */
+static SPIPlanPtr
+tenant_prepare(SPIPlanPtr *cache, const char *sql)
+{
+	Oid			types[1] = {TEXTOID};
+
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, 1, types);
+
+		if (p == NULL)
+			elog(ERROR, "dispatch: could not prepare the tenant lookup");
+		SPI_keepplan(p);
+		*cache = p;
+	}
+	return *cache;
+}
+
+/*
+ * The tenant's row, created with defaults if it does not exist.  Read it
+ * first: the insert fires dispatch.tenants' statement trigger, whose cache
+ * invalidation empties every session's known_tenants and the cached plans
+ * on the table, so attempting it for a tenant that exists made each later
+ * task of another tenant pay this lookup (and a re-plan) again.
+ */
 static void
 tenant_config(const char *tenant, double *weight, int32 *max_running, double *vstart)
 {
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	bool		isnull;
 	Oid			save_user;
@@ -411,20 +434,23 @@ tenant_config(const char *tenant, double *weight, int32 *max_running, double *vs
 	values[0] = CStringGetTextDatum(tenant);
 	as_owner_begin(&save_user, &save_sec);
 	SPI_connect();
-	if (tenant_plan == NULL)
+	tenant_prepare(&tenant_find_plan,
+				   "SELECT weight::float8, coalesce(max_running, -1), vstart "
+				   "FROM dispatch.tenants WHERE tenant = $1");
+	if (SPI_execute_plan(tenant_find_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dispatch: could not read dispatch.tenants");
+	if (SPI_processed < 1)
 	{
-		SPIPlanPtr	p = SPI_prepare("WITH ins AS (INSERT INTO dispatch.tenants (tenant) VALUES ($1) "
-									"ON CONFLICT DO NOTHING RETURNING weight::float8, -1, vstart) "
-									"SELECT * FROM ins UNION ALL "
-									"SELECT weight::float8, coalesce(max_running, -1), vstart "
-									"FROM dispatch.tenants WHERE tenant = $1", 1, types);
-
-		if (p == NULL)
-			elog(ERROR, "dispatch: could not prepare the tenant lookup");
-		SPI_keepplan(p);
-		tenant_plan = p;
+		tenant_prepare(&tenant_plan,
+					   "WITH ins AS (INSERT INTO dispatch.tenants (tenant) VALUES ($1) "
+					   "ON CONFLICT DO NOTHING RETURNING weight::float8, -1, vstart) "
+					   "SELECT * FROM ins UNION ALL "
+					   "SELECT weight::float8, coalesce(max_running, -1), vstart "
+					   "FROM dispatch.tenants WHERE tenant = $1");
+		if (SPI_execute_plan(tenant_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "dispatch: could not insert into dispatch.tenants");
 	}
-	if (SPI_execute_plan(tenant_plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed < 1)
+	if (SPI_processed < 1)
 	{
 		/* A concurrent insert not yet visible: the defaults are right. */
 		*weight = 1.0;

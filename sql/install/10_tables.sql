@@ -153,6 +153,8 @@ COMMENT ON COLUMN dispatch.tasks.reservation IS 'Why it is reserved: session (wa
 -- The claim path's indexes (doc/design.md §5-6). Partial, so they hold only waiting work.
 -- task_id last breaks ties (tasks made ready in one transaction share skey) first come, first
 -- served, whatever the rows' physical order: a released task keeps its place among its peers.
+-- With task_id the keys are unique, so nbtree never folds claimed tasks into a posting list that
+-- probes would have to re-read until VACUUM (tasks submitted together share skey).
 CREATE INDEX tasks_ready_idx ON dispatch.tasks (sig, tenant, skey, task_id)
   WHERE state = 'ready' AND reserved_for IS NULL;
 CREATE INDEX tasks_reserved_idx ON dispatch.tasks (reserved_for, skey, task_id)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# callgrind_pick.sh: CPU instructions per dispatch_next with 1M ready tasks against 10k, on the
+# pick_latency workload (bench/pick_setup.sql: 1,000 tenants, 50 signatures, 100 agents). The
+# noise-free companion of pick_latency.sh: it shows how much of a latency ratio is work done and
+# how much is the machine (caches, neighbours).
+#
+#   bench/callgrind_pick.sh            (as root or postgres; about 3 minutes)
+#
+# Both databases are built and the server stopped; then one single-user backend per database
+# runs bench.measure() under callgrind: a warm-up CALL, then N claims, dumped separately.
+#
+# Knobs: N (500), PG_CONFIG, BENCH_PORT, BENCH_NO_INSTALL=1.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+BENCH_DBS=lat10k,lat1m
+source "$here/lib.sh"
+
+N=${N:-500}
+command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=$TREE/bench/results/callgrind_pick-$stamp
+mkdir -p "$out"
+work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
+chmod 755 "$work"; chown postgres "$work"
+trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
+
+bench_install
+cluster_start "$work/c"
+cp "$here"/pick_setup.sql "$work/"
+chown postgres "$work"/*.sql
+declare -A SIZE=([lat10k]=10000 [lat1m]=1000000)
+for db in lat10k lat1m; do
+  qd postgres "CREATE DATABASE $db" >/dev/null
+  qd "$db" "CREATE EXTENSION dispatch"
+  qf "$work/pick_setup.sql" "$db" >/dev/null
+  qd "$db" "CALL bench.fill(${SIZE[$db]})"
+  qd "$db" "VACUUM ANALYZE"
+done
+cluster_stop "$work/c"
+
+for db in lat10k lat1m; do
+  printf "CALL bench.measure(200, 'warmup', false);\nCALL bench.measure(%d, 'counted', false);\n" "$N" \
+    > "$work/$db.sql"
+  chown postgres "$work/$db.sql"
+  (cd "$work" && as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg-$db.out" \
+     --dump-after=ExecuteCallStmt --compress-strings=no --compress-pos=no \
+     postgres --single -D "$work/c/data" -c shared_buffers=2GB "$db" \
+     < "$work/$db.sql" > "$work/valgrind-$db.log" 2>&1) ||
+    { echo "valgrind run failed:" >&2; tail -20 "$work/valgrind-$db.log" >&2; exit 1; }
+  cp "$work/cg-$db.out.2" "$out/cg-$db.out"
+done
+
+python3 - "$out/cg-lat10k.out" "$out/cg-lat1m.out" "$N" <<'EOF' | tee "$out/summary.txt"
+import subprocess, sys, re
+small, large, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def inclusive(path):
+    txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    cost = {}
+    for line in txt.splitlines():
+        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S+):(\S+) \[", line)
+        if m:
+            fn = m.group(3).split("'")[0]
+            cost[fn] = max(cost.get(fn, 0), int(m.group(1).replace(",", "")))
+    return cost
+a, b = inclusive(small), inclusive(large)
+print(f"instructions per claim, {n} claims each (1,000 tenants, 50 signatures)")
+print(f"{'':36s} {'10k ready':>12s} {'1M ready':>12s} {'ratio':>7s}")
+for fn, label in [("dispatch_next", "dispatch_next"), ("pick_candidates", "  pick"),
+                  ("qm_read_for_pick", "    read the queue map"), ("_bt_first", "    index descents (all)"),
+                  ("index_fetch_heap", "    heap fetches (all)"), ("update_claimed", "  task -> claimed"),
+                  ("log_decision", "  decision log")]:
+    x, y = a.get(fn, 0) / n, b.get(fn, 0) / n
+    print(f"{label:36s} {x:12,.0f} {y:12,.0f} {(y / x if x else float('nan')):6.2f}x")
+EOF
+echo "raw results: $out"
