@@ -57,7 +57,7 @@ CREATE TABLE dispatch.agents (
   running       int NOT NULL DEFAULT 0 CONSTRAINT agents_running_check CHECK (running >= 0),
   status        text NOT NULL DEFAULT 'idle'
                 CONSTRAINT agents_status_check
-                CHECK (status IN ('idle', 'busy', 'draining', 'lost', 'offline')),
+                CHECK (dispatch.is_agent_status(status)),
   traits        real[],
   clearance     int NOT NULL DEFAULT 0 CONSTRAINT agents_clearance_check CHECK (clearance >= 0),
   region        text,
@@ -84,7 +84,7 @@ CREATE TABLE dispatch.tasks (
   kind           text NOT NULL,
   payload        jsonb NOT NULL DEFAULT '{}',
   priority       text NOT NULL DEFAULT 'normal'
-                 CONSTRAINT tasks_priority_check CHECK (priority IN ('critical', 'high', 'normal', 'low')),
+                 CONSTRAINT tasks_priority_check CHECK (dispatch.is_priority(priority)),
   requires       text[] NOT NULL DEFAULT '{}',
   profile        real[],
   sensitivity    int NOT NULL DEFAULT 0 CONSTRAINT tasks_sensitivity_check CHECK (sensitivity >= 0),
@@ -94,8 +94,7 @@ CREATE TABLE dispatch.tasks (
   session_ref    text,
   run_at         timestamptz,
   state          text NOT NULL DEFAULT 'ready'
-                 CONSTRAINT tasks_state_check CHECK (state IN ('scheduled', 'ready', 'claimed', 'done',
-                   'failed', 'dead', 'aborted', 'cancelled', 'shed', 'expired', 'timeout')),
+                 CONSTRAINT tasks_state_check CHECK (dispatch.is_task_state(state)),
   agent_id       text,
   attempts       int NOT NULL DEFAULT 0 CONSTRAINT tasks_attempts_check CHECK (attempts >= 0),
   max_attempts   int NOT NULL DEFAULT 3 CONSTRAINT tasks_max_attempts_check CHECK (max_attempts >= 1),
@@ -174,9 +173,7 @@ CREATE TABLE dispatch.decisions (
   decision_id    bigint NOT NULL,
   at             timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
   kind           text NOT NULL
-                 CONSTRAINT decisions_kind_check CHECK (kind IN ('claim', 'release', 'retry', 'dead',
-                   'failed', 'abort', 'cancel', 'requeue', 'lost', 'expire', 'shed', 'override',
-                   'assign', 'timeout', 'deregister')),
+                 CONSTRAINT decisions_kind_check CHECK (dispatch.is_decision_kind(kind)),
   task_id        bigint,
   agent_id       text,
   tenant         text,

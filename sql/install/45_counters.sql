@@ -30,13 +30,14 @@ COMMENT ON FUNCTION dispatch.task_count() IS
 
 CREATE TRIGGER task_count_insert AFTER INSERT ON dispatch.tasks
   FOR EACH ROW EXECUTE FUNCTION dispatch.task_count();
+-- No WHEN clause: every claim and completion changes the state, so a WHEN would always pass,
+-- and PostgreSQL re-reads a WHEN expression at each statement. The function itself does nothing
+-- when state, tenant and priority are unchanged. (Not UPDATE OF state: the row trigger may change
+-- the state of an UPDATE that did not name it.)
 CREATE TRIGGER task_count_update AFTER UPDATE ON dispatch.tasks
-  FOR EACH ROW
-  WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.tenant IS DISTINCT FROM NEW.tenant
-        OR OLD.priority IS DISTINCT FROM NEW.priority)
-  EXECUTE FUNCTION dispatch.task_count();
+  FOR EACH ROW EXECUTE FUNCTION dispatch.task_count();
 CREATE TRIGGER task_count_delete AFTER DELETE ON dispatch.tasks
-  FOR EACH ROW WHEN (OLD.state IN ('scheduled', 'ready', 'claimed'))
+  FOR EACH ROW WHEN (dispatch.is_live_state(OLD.state))
   EXECUTE FUNCTION dispatch.task_count();
 
 -- A TRUNCATE of the tasks empties the counts too (the statement trigger runs in its transaction).

@@ -149,11 +149,10 @@ COMMENT ON FUNCTION dispatch.task_graph() IS
 -- Fires only for tasks with dependents that finish, and for waiting tasks that stop waiting.
 CREATE TRIGGER task_graph AFTER UPDATE OF state ON dispatch.tasks
   FOR EACH ROW WHEN (
-    (NEW.has_dependents AND OLD.state IN ('scheduled', 'ready', 'claimed')
-     AND NEW.state NOT IN ('scheduled', 'ready', 'claimed'))
+    (NEW.has_dependents AND dispatch.is_live_state(OLD.state) AND NOT dispatch.is_live_state(NEW.state))
     OR (OLD.depends_on IS NOT NULL AND OLD.state = 'scheduled' AND NEW.state <> 'scheduled'))
   EXECUTE FUNCTION dispatch.task_graph();
 CREATE TRIGGER task_graph_delete AFTER DELETE ON dispatch.tasks
-  FOR EACH ROW WHEN (OLD.state IN ('scheduled', 'ready', 'claimed')
+  FOR EACH ROW WHEN (dispatch.is_live_state(OLD.state)
                      AND (OLD.has_dependents OR OLD.depends_on IS NOT NULL))
   EXECUTE FUNCTION dispatch.task_graph();

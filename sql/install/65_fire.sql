@@ -359,8 +359,7 @@ COMMENT ON FUNCTION dispatch.schedule_task_finished() IS
 CREATE TRIGGER schedule_task_finished AFTER UPDATE OF state ON dispatch.tasks
   FOR EACH ROW
   WHEN (NEW.schedule_id IS NOT NULL AND NEW.run_id IS NOT NULL
-        AND NEW.state IN ('done', 'failed', 'dead', 'aborted', 'cancelled', 'shed', 'expired', 'timeout')
-        AND OLD.state NOT IN ('done', 'failed', 'dead', 'aborted', 'cancelled', 'shed', 'expired', 'timeout'))
+        AND NOT dispatch.is_live_state(NEW.state) AND dispatch.is_live_state(OLD.state))
   EXECUTE FUNCTION dispatch.schedule_task_finished();
 
 -- Retention ------------------------------------------------------------------------------------

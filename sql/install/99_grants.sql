@@ -10,6 +10,13 @@ REVOKE ALL ON ALL PROCEDURES IN SCHEMA dispatch FROM PUBLIC;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA dispatch TO dispatch_reader, dispatch_admin;
 
+-- The vocabularies (05_vocab.sql): CHECK constraints and trigger WHEN clauses call them as
+-- whoever writes the row, and they reveal nothing.
+GRANT EXECUTE ON FUNCTION
+  dispatch.is_task_state(text), dispatch.is_live_state(text), dispatch.is_priority(text),
+  dispatch.is_agent_status(text), dispatch.is_decision_kind(text)
+TO PUBLIC;
+
 -- Functions anyone in the three roles may call: they check identity themselves or only read.
 GRANT EXECUTE ON FUNCTION
   dispatch.caller(), dispatch.may_act_as(name), dispatch.policy_version(),

@@ -1,0 +1,31 @@
+-- 05_vocab: the closed vocabularies of the tables (src/vocab.c), before the tables whose CHECK
+-- constraints and trigger WHEN clauses use them. Functions, not IN lists: PostgreSQL re-reads
+-- every CHECK and WHEN expression of a table at each statement, and a short call is far cheaper
+-- to re-read than a long array constant (bench/callgrind_claim.sh; doc/design.md §5).
+-- STRICT, so a NULL passes a CHECK as it would an IN list. Anyone may call them: a CHECK or a
+-- WHEN clause runs them as whoever writes the row.
+
+CREATE FUNCTION dispatch.is_task_state(state text) RETURNS boolean
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_is_task_state';
+COMMENT ON FUNCTION dispatch.is_task_state(text) IS
+  'True for a task state: scheduled, ready, claimed (live), done, failed, dead, aborted, cancelled, shed, expired, timeout (finished).';
+
+CREATE FUNCTION dispatch.is_live_state(state text) RETURNS boolean
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_is_live_state';
+COMMENT ON FUNCTION dispatch.is_live_state(text) IS
+  'True for the states of a task not yet finished: scheduled, ready, claimed.';
+
+CREATE FUNCTION dispatch.is_priority(priority text) RETURNS boolean
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_is_priority';
+COMMENT ON FUNCTION dispatch.is_priority(text) IS
+  'True for a task priority: critical, high, normal, low.';
+
+CREATE FUNCTION dispatch.is_agent_status(status text) RETURNS boolean
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_is_agent_status';
+COMMENT ON FUNCTION dispatch.is_agent_status(text) IS
+  'True for an agent status: idle, busy, draining, lost, offline.';
+
+CREATE FUNCTION dispatch.is_decision_kind(kind text) RETURNS boolean
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_is_decision_kind';
+COMMENT ON FUNCTION dispatch.is_decision_kind(text) IS
+  'True for a kind of decision-log row: claim, release, retry, dead, failed, abort, cancel, requeue, lost, expire, shed, override, assign, timeout, deregister.';

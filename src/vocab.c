@@ -1,0 +1,56 @@
+/*
+ * vocab.c: the closed vocabularies of dispatch's tables (task states,
+ * priorities, agent statuses, decision kinds) as IMMUTABLE C predicates, for
+ * the tables' CHECK constraints and the tasks' trigger WHEN clauses.
+ *
+ * Why functions and not `state IN ('scheduled', ...)`: PostgreSQL re-reads
+ * (stringToNode) and re-plans every CHECK constraint and every trigger WHEN
+ * clause of a table once per statement execution, and a text IN list is
+ * stored as a long array constant.  On the claim path (one UPDATE of the
+ * task, of the agent and an INSERT of the decision per claim, the same again
+ * per completion) that re-reading was a third of all the instructions a
+ * claim+complete executed (bench/callgrind_claim.sh).  A call of one of these
+ * functions is a short node to read, and as cheap to evaluate.
+ *
+ * The lists here are the contract of doc/reference.md; the CHECK constraints
+ * keep their names, so a bad value fails as it always did (SQLSTATE 23514).
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+static bool
+in_list(text *value, const char *const *list)
+{
+	const char *s = VARDATA_ANY(value);
+	int			len = VARSIZE_ANY_EXHDR(value);
+
+	for (; *list; list++)
+		if ((int) strlen(*list) == len && memcmp(*list, s, len) == 0)
+			return true;
+	return false;
+}
+
+static const char *const live_states[] = {"scheduled", "ready", "claimed", NULL};
+static const char *const task_states[] = {"scheduled", "ready", "claimed", "done", "failed",
+	"dead", "aborted", "cancelled", "shed", "expired", "timeout", NULL};
+static const char *const priorities[] = {"critical", "high", "normal", "low", NULL};
+static const char *const agent_statuses[] = {"idle", "busy", "draining", "lost", "offline", NULL};
+static const char *const decision_kinds[] = {"claim", "release", "retry", "dead", "failed",
+	"abort", "cancel", "requeue", "lost", "expire", "shed", "override", "assign", "timeout",
+	"deregister", NULL};
+
+#define VOCAB_PREDICATE(sqlname, list) \
+	PG_FUNCTION_INFO_V1(sqlname); \
+	Datum sqlname(PG_FUNCTION_ARGS) \
+	{ \
+		PG_RETURN_BOOL(in_list(PG_GETARG_TEXT_PP(0), list)); \
+	}
+
+/* All are STRICT in SQL: NULL in, NULL out, so a CHECK lets NULL through as IN did. */
+VOCAB_PREDICATE(dispatch_is_task_state, task_states)
+VOCAB_PREDICATE(dispatch_is_live_state, live_states)
+VOCAB_PREDICATE(dispatch_is_priority, priorities)
+VOCAB_PREDICATE(dispatch_is_agent_status, agent_statuses)
+VOCAB_PREDICATE(dispatch_is_decision_kind, decision_kinds)
