@@ -52,7 +52,7 @@ SELECT pg_get_indexdef(indexrelid) AS definition
   FROM pg_index WHERE indrelid = 'dispatch.tasks'::regclass
  ORDER BY indexrelid::regclass::text;
 SELECT pg_get_indexdef(indexrelid) AS definition
-  FROM pg_index WHERE indrelid IN ('dispatch.agents'::regclass, 'dispatch.decisions'::regclass)
+  FROM pg_index WHERE indrelid IN ('dispatch.agents'::regclass, 'dispatch.decisions'::regclass, 'dispatch.decisions_default'::regclass)
  ORDER BY indexrelid::regclass::text;
 
 -- The three group roles, created by the install script, without login.

@@ -252,6 +252,9 @@ dispatch_task_count(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "dispatch_task_count: must be fired AFTER, FOR EACH ROW");
+	/* A restored dump: dispatch.finish_restore() recounts once at the end. */
+	if (dispatch_restoring)
+		return PointerGetDatum(NULL);
 
 	tc = task_cols();
 	desc = RelationGetDescr(td->tg_relation);

@@ -93,7 +93,8 @@ dispatch_decision_filter(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "dispatch_decision_filter: must be fired BEFORE INSERT, FOR EACH ROW");
-	if (dispatch_log_decisions == LOG_DECISIONS_ALL)
+	/* A restored dump keeps every decision it has, whatever this server would log. */
+	if (dispatch_log_decisions == LOG_DECISIONS_ALL || dispatch_restoring)
 		return PointerGetDatum(td->tg_trigtuple);
 
 	desc = RelationGetDescr(td->tg_relation);

@@ -56,6 +56,7 @@ int			dispatch_misfire_grace = 60;
 int			dispatch_schedule_batch = 1000;
 int			dispatch_decision_retention = 30 * 24 * 3600;
 int			dispatch_log_decisions = LOG_DECISIONS_ALL;
+bool		dispatch_restoring = false;
 bool		dispatch_preloaded = false;
 
 static const struct config_enum_entry log_decisions_options[] = {
@@ -202,6 +203,12 @@ define_settings(void)
 							 "(dispatch.claim_sampled); errors: failures, losses, timeouts, sheds and overrides only.",
 							 &dispatch_log_decisions, LOG_DECISIONS_ALL, log_decisions_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("dispatch.restoring",
+							 "While on, this session restores a pg_dump of dispatch: its triggers let restored rows in as they are, and the tick does nothing. No restart needed.",
+							 "Set it for the database before the restore (ALTER DATABASE ... SET dispatch.restoring = on); "
+							 "dispatch.finish_restore() rebuilds what the triggers would have kept and resets it (doc/operations.md, Backup).",
+							 &dispatch_restoring, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 }
 
@@ -281,6 +288,20 @@ const DispatchCatalog *
 dispatch_catalog_cached(void)
 {
 	return &catalog;
+}
+
+/*
+ * dispatch.restoring() RETURNS boolean: this session's dispatch.restoring.
+ * A function, not current_setting(), so that the SQL triggers that check it
+ * load the library (and so the setting) in a session that has not used
+ * dispatch yet.
+ */
+PG_FUNCTION_INFO_V1(dispatch_restoring_sql);
+
+Datum
+dispatch_restoring_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(dispatch_restoring);
 }
 
 /*

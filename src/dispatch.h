@@ -29,6 +29,7 @@ extern int	dispatch_retry_base;		/* milliseconds */
 extern int	dispatch_retry_max;			/* seconds */
 extern int	dispatch_decision_retention;	/* seconds; 0: forever */
 extern int	dispatch_log_decisions;		/* LOG_DECISIONS_* */
+extern bool dispatch_restoring;			/* a dump is being restored: triggers let rows through */
 
 #define LOG_DECISIONS_ALL		0
 #define LOG_DECISIONS_SAMPLED	1

@@ -758,6 +758,14 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "dispatch_task_row: must be fired BEFORE, FOR EACH ROW");
 
+	/*
+	 * A restored dump: its rows were valid and derived when they were
+	 * dumped, and their bookkeeping (queue map, agents' running counts,
+	 * events) is redone once by dispatch.finish_restore().
+	 */
+	if (dispatch_restoring)
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
+
 	tc = task_cols();
 	MemSet(&old, 0, sizeof(Row));
 	MemSet(&new, 0, sizeof(Row));
@@ -802,7 +810,8 @@ dispatch_task_row(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("a new task must be ready or scheduled, not %s", state),
-					 errhint("Leave state out: a task with a future run_at is scheduled, any other is ready.")));
+					 errhint("Leave state out: a task with a future run_at is scheduled, any other is ready. "
+							 "To restore a dump, set dispatch.restoring first (doc/operations.md, Backup).")));
 		if (!isnull && DatumGetTimestampTz(run_at) > now)
 			set(&new, tc->state, CStringGetTextDatum("scheduled"), false);
 		else if (state == NULL)

@@ -92,6 +92,36 @@ extension_present(void)
 }
 
 /*
+ * Is a dump being restored into this database (ALTER DATABASE ... SET
+ * dispatch.restoring = on)?  The worker connected before that was set, so
+ * its own session does not have it: read the database's settings each tick.
+ * Ticking a half-restored database would fire schedules, requeue leases and
+ * make decision-log partitions the dump is about to create.
+ */
+static bool
+database_restoring(void)
+{
+	bool		restoring = false;
+
+	if (SPI_execute(psprintf("SELECT c FROM pg_catalog.pg_db_role_setting AS s, pg_catalog.unnest(s.setconfig) AS c "
+							 "WHERE s.setdatabase = %u AND s.setrole = 0", MyDatabaseId),
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dispatch worker: could not read the database's settings");
+	for (uint64 i = 0; i < SPI_processed && !restoring; i++)
+	{
+		char	   *item = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *eq = item ? strchr(item, '=') : NULL;
+
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		if (pg_strcasecmp(item, "dispatch.restoring") == 0 && !parse_bool(eq + 1, &restoring))
+			restoring = false;
+	}
+	return restoring;
+}
+
+/*
  * How long to sleep after a tick: until the next schedule is due, at most
  * dispatch.naptime.  A fire is then late by the tick's own time, not by up to
  * a whole naptime.  A schedule still due after the tick (the batch was full,
@@ -136,7 +166,7 @@ run_tick(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "SELECT dispatch.tick()");
-	if (extension_present())
+	if (extension_present() && !database_restoring())
 	{
 		if (SPI_execute("SELECT dispatch.tick()", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "dispatch worker: dispatch.tick() failed");

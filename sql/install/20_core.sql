@@ -11,10 +11,32 @@ CREATE FUNCTION dispatch.may_act_as(role name) RETURNS boolean
 COMMENT ON FUNCTION dispatch.may_act_as(name) IS
   'True when the caller (dispatch.caller()) is a member of the role or of dispatch_admin.';
 
+CREATE FUNCTION dispatch.restoring() RETURNS boolean
+  LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_restoring_sql';
+COMMENT ON FUNCTION dispatch.restoring() IS
+  'True while this session restores a pg_dump of dispatch (the setting dispatch.restoring): the triggers that validate and derive rows let restored rows in as they are, and the tick does nothing.';
+
 CREATE FUNCTION dispatch.policy_normalize(weights jsonb) RETURNS jsonb
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_policy_normalize';
 COMMENT ON FUNCTION dispatch.policy_normalize(jsonb) IS
   'Validates a policy document (unknown keys and out-of-range values are errors) and returns it complete, every key with its value or default.';
+
+-- One active version: a new active version retires the one before, whoever inserts it
+-- (set_policy, or a restore whose active version replaces the install's default). The lock
+-- serialises activations, so two at once cannot both stay active; the unique index
+-- policies_one_active stays as the guard.
+CREATE FUNCTION dispatch.policy_activate() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, dispatch, pg_temp AS $$
+BEGIN
+  LOCK TABLE dispatch.policies IN SHARE ROW EXCLUSIVE MODE;
+  UPDATE dispatch.policies SET active = false WHERE active AND version <> NEW.version;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION dispatch.policy_activate() IS
+  'BEFORE INSERT trigger of dispatch.policies: an active new version deactivates the version active before it.';
+CREATE TRIGGER policy_activate BEFORE INSERT ON dispatch.policies
+  FOR EACH ROW WHEN (NEW.active) EXECUTE FUNCTION dispatch.policy_activate();
 
 -- The default policy: every key at its default.
 INSERT INTO dispatch.policies (weights, note, active)
@@ -126,8 +148,9 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.tenant_row() IS
   'AFTER row trigger of dispatch.tenants: a changed weight or max_running reaches the queue map.';
+-- Not while a dump is restored: dispatch.finish_restore() rebuilds the queue map once.
 CREATE TRIGGER tenant_row AFTER INSERT OR UPDATE ON dispatch.tenants
-  FOR EACH ROW EXECUTE FUNCTION dispatch.tenant_row();
+  FOR EACH ROW WHEN (NOT dispatch.restoring()) EXECUTE FUNCTION dispatch.tenant_row();
 
 -- The decision log is append-only: retention deletes, nothing updates.
 CREATE FUNCTION dispatch.decisions_append_only() RETURNS trigger

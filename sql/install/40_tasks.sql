@@ -289,7 +289,7 @@ DECLARE
   normalized jsonb := dispatch.policy_normalize(weights);
   v int;
 BEGIN
-  UPDATE dispatch.policies SET active = false WHERE active;
+  -- The trigger policy_activate retires the version active until now.
   INSERT INTO dispatch.policies (weights, note, active, created_by)
   VALUES (normalized, note, true, dispatch.caller())
   RETURNING version INTO v;

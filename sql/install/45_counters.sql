@@ -1,6 +1,8 @@
 -- 45_counters: live task counts per (tenant, priority, state) that cost the same with 10 thousand
 -- or 10 million tasks, and the indexes the overload step and the views descend.
 -- src/counters.c says why deltas are appended and folded rather than counted or updated in place.
+-- The counts are derived from dispatch.tasks, so they are not dumped: dispatch.finish_restore()
+-- recounts them after a restore (one scan of the live tasks, as rebuild_task_counts() does).
 
 CREATE TABLE dispatch.task_counts (
   tenant    text NOT NULL,

@@ -26,6 +26,9 @@ CREATE TABLE dispatch.task_waits (
 );
 COMMENT ON TABLE dispatch.task_waits IS
   'Tasks waiting for dependencies: how many are still unfinished, and the run_at the task asked for (the task row holds run_at NULL meanwhile, so the tick leaves it alone).';
+-- Dumped: task_waits.run_at is kept nowhere else, and the edges go with it.
+SELECT pg_catalog.pg_extension_config_dump('dispatch.task_deps', '');
+SELECT pg_catalog.pg_extension_config_dump('dispatch.task_waits', '');
 
 -- Internal: register a task's dependencies (AFTER INSERT, AFTER UPDATE OF depends_on).
 CREATE FUNCTION dispatch.deps_register() RETURNS trigger
@@ -134,8 +137,10 @@ $$;
 COMMENT ON FUNCTION dispatch.deps_register() IS
   'Internal, AFTER INSERT and AFTER UPDATE OF depends_on on dispatch.tasks: checks the dependencies (they exist, no cycle, not the task itself), records the unfinished ones, and keeps the task scheduled until they are done; a dependency that already failed cancels it (unless on_dependency_failure = run).';
 
+-- Not while a dump is restored: task_deps and task_waits come with it.
 CREATE TRIGGER deps_register AFTER INSERT ON dispatch.tasks
-  FOR EACH ROW WHEN (NEW.depends_on IS NOT NULL AND pg_catalog.cardinality(NEW.depends_on) > 0)
+  FOR EACH ROW WHEN (NEW.depends_on IS NOT NULL AND pg_catalog.cardinality(NEW.depends_on) > 0
+                     AND NOT dispatch.restoring())
   EXECUTE FUNCTION dispatch.deps_register();
 CREATE TRIGGER deps_change AFTER UPDATE OF depends_on ON dispatch.tasks
   FOR EACH ROW WHEN (OLD.depends_on IS DISTINCT FROM NEW.depends_on)

@@ -120,8 +120,10 @@ $$;
 COMMENT ON FUNCTION dispatch.outputs_normalize() IS
   'Internal, BEFORE INSERT OR UPDATE on dispatch.tasks with outputs: checks the output contract (names, types, binds to existing columns the owner may write) and stores it complete, tables schema-qualified.';
 
+-- Not while a dump is restored: the contract was stored complete, and the grants it checks on
+-- the bound tables are restored after the rows.
 CREATE TRIGGER outputs_normalize BEFORE INSERT OR UPDATE OF outputs, record_ref, owner_role ON dispatch.tasks
-  FOR EACH ROW WHEN (NEW.outputs IS NOT NULL)
+  FOR EACH ROW WHEN (NEW.outputs IS NOT NULL AND NOT dispatch.restoring())
   EXECUTE FUNCTION dispatch.outputs_normalize();
 
 CREATE FUNCTION dispatch.check_result(task_id bigint, outputs jsonb, result jsonb) RETURNS void

@@ -16,8 +16,10 @@ COMMENT ON FUNCTION dispatch.claim_sampled(bigint) IS
 
 -- The auditors' questions. Everything one task went through: decisions_task_idx (task_id, at);
 -- everything one agent was given in a window: decisions_agent_idx (agent_id, at); both in 10_tables.
-CREATE INDEX decisions_policy_idx ON dispatch.decisions (policy_version, at);
-CREATE INDEX decisions_override_idx ON dispatch.decisions (at) WHERE kind = 'override';
+-- Like those, indexes of the default partition, which every day partition copies (10_tables
+-- says why not of the parent).
+CREATE INDEX decisions_policy_idx ON dispatch.decisions_default (policy_version, at);
+CREATE INDEX decisions_override_idx ON dispatch.decisions_default (at) WHERE kind = 'override';
 
 -- Partitions ----------------------------------------------------------------------------------
 -- One partition per UTC day, named decisions_pYYYYMMDD. The default partition catches what no
@@ -54,7 +56,11 @@ DECLARE
   hi timestamptz := ((day_start AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC';
   moved bigint;
 BEGIN
-  EXECUTE format('CREATE TABLE dispatch.%I (LIKE dispatch.decisions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+  -- LIKE the default partition, whose indexes are the log's (10_tables says why not the parent's).
+  EXECUTE format('CREATE TABLE dispatch.%I (LIKE dispatch.decisions_default INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)', part);
+  EXECUTE format('COMMENT ON TABLE dispatch.%I IS %L', part,
+                 format('Decisions of %s (UTC): a day partition of dispatch.decisions, made by dispatch.manage_decision_log().',
+                        to_char(day_start AT TIME ZONE 'UTC', 'YYYY-MM-DD')));
   -- The bound as a CHECK lets ATTACH skip scanning the new table.
   EXECUTE format('ALTER TABLE dispatch.%I ADD CONSTRAINT %I CHECK (at >= %L AND at < %L)',
                  part, part || '_bound', lo, hi);

@@ -81,6 +81,8 @@ CREATE UNIQUE INDEX schedules_name_idx ON dispatch.schedules (tenant, name) WHER
 CREATE INDEX schedules_record_idx ON dispatch.schedules (tenant, record_ref)
   WHERE deleted_at IS NULL AND record_ref IS NOT NULL;
 CREATE INDEX schedules_deleted_idx ON dispatch.schedules (deleted_at) WHERE deleted_at IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('dispatch.schedules', '');
+SELECT pg_catalog.pg_extension_config_dump('dispatch.schedules_schedule_id_seq', '');
 
 CREATE TABLE dispatch.fires (
   schedule_id    bigint NOT NULL REFERENCES dispatch.schedules ON DELETE CASCADE,
@@ -114,6 +116,8 @@ COMMENT ON COLUMN dispatch.fires.slots IS 'How many consecutive slots the row st
 COMMENT ON COLUMN dispatch.fires.run_id IS 'The run_id of the task(s) the fire submitted.';
 COMMENT ON COLUMN dispatch.fires.task_id IS 'The task submitted (NULL for a sweep: its tasks share run_id).';
 COMMENT ON COLUMN dispatch.fires.open_tasks IS 'Tasks of the fire not finished yet; concurrency = skip waits for 0.';
+-- Dumped: without them a restored schedule could not tell which slots already fired.
+SELECT pg_catalog.pg_extension_config_dump('dispatch.fires', '');
 COMMENT ON COLUMN dispatch.fires.outcome IS 'Once every task finished: failed if any failed (dead, failed, aborted, timeout), else done if any was done, else cancelled.';
 
 -- Helpers ---------------------------------------------------------------------------------
@@ -450,12 +454,13 @@ $$;
 COMMENT ON FUNCTION dispatch.schedule_row() IS
   'BEFORE row trigger of dispatch.schedules: validates spec, zone, template and sweep, refuses duplicate names (42710), tenant caps and uncovered credit (53400), and derives spec_kind, jitter_offset and next_fire_at. Same checks for schedule(), a plain INSERT and an UPDATE.';
 
--- Only the columns a user sets: the tick's own updates (next_fire_at, ...) skip the checks.
+-- Only the columns a user sets: the tick's own updates (next_fire_at, ...) skip the checks. Not
+-- while a dump is restored: a restored schedule keeps its next fire, counts and times.
 CREATE TRIGGER schedule_row
   BEFORE INSERT OR UPDATE OF name, tenant, spec, timezone, task, sweep, sweep_search_path, concurrency,
                              catch_up, catch_up_limit, jitter, anchor, starts_at, ends_at, max_failures,
                              cost_per_fire, record_ref, owner_role
-  ON dispatch.schedules FOR EACH ROW EXECUTE FUNCTION dispatch.schedule_row();
+  ON dispatch.schedules FOR EACH ROW WHEN (NOT dispatch.restoring()) EXECUTE FUNCTION dispatch.schedule_row();
 
 -- The SQL surface ------------------------------------------------------------------------------
 

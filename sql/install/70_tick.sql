@@ -216,6 +216,11 @@ CREATE FUNCTION dispatch.tick() RETURNS jsonb
 DECLARE
   report jsonb := '{}';
 BEGIN
+  -- A half-restored database is left alone until dispatch.finish_restore() (the worker also
+  -- reads the database's setting, which its own session missed).
+  IF dispatch.restoring() THEN
+    RETURN jsonb_build_object('skipped', 'a dump is being restored (dispatch.restoring)');
+  END IF;
   -- One tick at a time per database (the worker and pg_cron may both call it).
   IF NOT pg_try_advisory_xact_lock(hashtext('dispatch.tick')) THEN
     RETURN jsonb_build_object('skipped', 'another tick is running');

@@ -18,9 +18,10 @@ GRANT EXECUTE ON FUNCTION
 TO PUBLIC;
 
 -- Functions anyone in the three roles may call: they check identity themselves or only read.
+-- restoring() is also in the WHEN clauses of triggers a plain INSERT by dispatch_admin fires.
 GRANT EXECUTE ON FUNCTION
   dispatch.caller(), dispatch.may_act_as(name), dispatch.policy_version(),
-  dispatch.policy_normalize(jsonb)
+  dispatch.policy_normalize(jsonb), dispatch.restoring()
 TO dispatch_agent, dispatch_reader, dispatch_admin;
 
 -- Schedule specs: pure functions of their arguments.

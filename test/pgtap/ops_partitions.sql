@@ -2,7 +2,7 @@
 -- partition moved into their day, whole days past dispatch.decision_retention dropped, the log
 -- filter and the audit indexes carried onto every new partition.
 BEGIN;
-SELECT plan(18);
+SELECT plan(19);
 
 SET dispatch.decision_retention = '30d';
 INSERT INTO dispatch.decisions (at, kind, task_id, reason) VALUES
@@ -42,6 +42,23 @@ SELECT is((SELECT tableoid::regclass::text FROM dispatch.decisions WHERE task_id
 SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'dispatch' AND tablename = 'decisions_p20300111'),
           (SELECT count(*) FROM pg_indexes WHERE schemaname = 'dispatch' AND tablename = 'decisions_default'),
           'a new partition has every index of the log');
+-- The log's indexes belong to its partitions (10_tables.sql says why), so what matters is that a
+-- question on the parent descends an index in each of them.
+CREATE FUNCTION pg_temp.plan_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE line text; result text := '';
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || stmt LOOP
+    result := result || line || E'\n';
+  END LOOP;
+  RETURN result;
+END $$;
+SET LOCAL enable_seqscan = off;
+SELECT is((SELECT count(*) FROM regexp_matches(
+             pg_temp.plan_of('SELECT * FROM dispatch.decisions WHERE task_id = 6 ORDER BY at'),
+             'Index Scan using (decisions_task_idx|decisions_p\d{8}_task_id_at_idx) on ', 'g')),
+          (SELECT count(*) FROM dispatch.decision_partitions()),
+          'everything one task went through is read through decisions_task_idx and its copy in every partition');
+RESET enable_seqscan;
 SET dispatch.log_decisions = 'errors';
 INSERT INTO dispatch.decisions (at, kind, task_id) VALUES ('2030-01-11 06:00+00', 'claim', 7), ('2030-01-11 06:00+00', 'dead', 8);
 RESET dispatch.log_decisions;

@@ -43,7 +43,7 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc AS p
         'dispatch.output_types()', 'dispatch.overload_state(timestamp with time zone)',
         'dispatch.personality_match(real[],real[])', 'dispatch.placeholders(jsonb)',
         'dispatch.policy_normalize(jsonb)', 'dispatch.policy_version()', 'dispatch.queue_map()',
-        'dispatch.render(jsonb,jsonb)', 'dispatch.render_text(text,jsonb)',
+        'dispatch.render(jsonb,jsonb)', 'dispatch.render_text(text,jsonb)', 'dispatch.restoring()',
         'dispatch.run_tree(uuid)', 'dispatch.sla(interval)', 'dispatch.spec_kind(text)',
         'dispatch.template_fields()',
         'dispatch.trait_limits_ok(real[],real[])', 'dispatch.validate_spec(text,text)', 'dispatch.virtual_time()',
