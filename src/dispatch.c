@@ -193,12 +193,12 @@ define_settings(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	events_define_settings();
 	DefineCustomIntVariable("dispatch.decision_retention",
-							"How long the decision log keeps its rows (seconds; 0 keeps them forever).",
+							"How long the decision log keeps its rows (seconds; 0 keeps them forever). No restart needed.",
 							"The log is partitioned by day: a day's partition is dropped once all of it is older than this.",
 							&dispatch_decision_retention, 30 * 24 * 3600, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomEnumVariable("dispatch.log_decisions",
-							 "Which decisions are written to dispatch.decisions: all, sampled or errors.",
+							 "Which decisions are written to dispatch.decisions: all, sampled or errors. No restart needed.",
 							 "sampled: every decision except claims, and the claims of 1 task in 100 "
 							 "(dispatch.claim_sampled); errors: failures, losses, timeouts, sheds and overrides only.",
 							 &dispatch_log_decisions, LOG_DECISIONS_ALL, log_decisions_options,

@@ -66,15 +66,15 @@ void
 events_define_settings(void)
 {
 	DefineCustomBoolVariable("dispatch.notify",
-							 "Send NOTIFY dispatch_events and dispatch_agent_<id> when tasks change state.",
+							 "Send NOTIFY dispatch_events and dispatch_agent_<id> when tasks change state. No restart needed.",
 							 "Turn off for bulk loads nobody listens to; notifications serialize commits briefly.",
 							 &dispatch_notify, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("dispatch.notify_deferred",
-							 "Hand task events to the notifier worker instead of sending NOTIFY from the committing transaction.",
+							 "Hand task events to the notifier worker instead of sending NOTIFY from the committing transaction. No restart needed.",
 							 "PostgreSQL serializes the commits of transactions that NOTIFY; the notifier keeps that off submit() and complete(). Needs the library preloaded and the database in dispatch.database_name.",
 							 &dispatch_notify_deferred, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("dispatch.notify_max_tasks",
-							"Most dispatch_events messages one transaction sends about single tasks (count).",
+							"Most dispatch_events messages one transaction sends about single tasks (count). No restart needed.",
 							"A transaction that changes more tasks sends one message per run and state, with a count.",
 							&dispatch_notify_max_tasks, 100, 0, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
