@@ -5,11 +5,7 @@
 --
 -- The instance's own worker ticks this database every second, so each scenario makes its
 -- change and ticks in one transaction: the worker cannot see the change before we do.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 
 -- dispatch.tick() skips when another tick (the worker's) runs; wait for our turn.
 CREATE OR REPLACE FUNCTION public.tick_now() RETURNS jsonb LANGUAGE plpgsql AS $$

@@ -14,15 +14,7 @@ DELETE FROM dispatch.schedules;
 DELETE FROM dispatch.tasks;
 DELETE FROM dispatch.agents;
 
-CREATE OR REPLACE FUNCTION public.sched_try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 -- fire_due fires whatever is due: each section soft-deletes its schedules when it is done.
 CREATE OR REPLACE FUNCTION public.close_section() RETURNS void LANGUAGE sql AS $$
   UPDATE dispatch.schedules SET deleted_at = now(), next_fire_at = NULL WHERE deleted_at IS NULL
@@ -144,8 +136,8 @@ SELECT dispatch.fire_due(at => '2030-03-01 02:00:10Z', grace => '1 day');
 SELECT dispatch.fire_due(at => '2030-03-01 12:00:01Z');
 SELECT name, status, next_fire_at, (SELECT count(*) FROM dispatch.fires f WHERE f.schedule_id = s.schedule_id) AS fires
   FROM dispatch.schedules s WHERE name IN ('window', 'one-shot') ORDER BY name;
-SELECT public.sched_try($$SELECT dispatch.resume('one-shot', 't11')$$);
-SELECT public.sched_try($$SELECT dispatch.pause('window', 't11')$$);
+SELECT public.try($$SELECT dispatch.resume('one-shot', 't11')$$);
+SELECT public.try($$SELECT dispatch.pause('window', 't11')$$);
 SELECT public.close_section();
 
 -- Task outcomes, concurrency = skip and auto-pause ---------------------------------------------
