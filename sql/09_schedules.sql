@@ -5,13 +5,7 @@
 --
 -- The instance's worker ticks this database, so every schedule here starts in 2030 or later:
 -- it is never due while the test runs.
-\pset null '(null)'
-SET client_min_messages = warning;
-SET timezone = 'UTC';
-SET datestyle = 'ISO, YMD';
-DELETE FROM dispatch.fires;
-DELETE FROM dispatch.schedules;
-DELETE FROM dispatch.tasks;
+\i sql/include/fresh_schedules.sql
 
 \i sql/include/try.sql
 

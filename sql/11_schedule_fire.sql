@@ -5,13 +5,7 @@
 -- auto-pause, a done task resetting the count; sweeps run as the owner; retention.
 --
 -- Every schedule starts in 2030, so the instance's own worker never finds one due.
-\pset null '(null)'
-SET client_min_messages = warning;
-SET timezone = 'UTC';
-SET datestyle = 'ISO, YMD';
-DELETE FROM dispatch.fires;
-DELETE FROM dispatch.schedules;
-DELETE FROM dispatch.tasks;
+\i sql/include/fresh_schedules.sql
 DELETE FROM dispatch.agents;
 
 \i sql/include/try.sql
@@ -252,20 +246,10 @@ SELECT dispatch.purge_schedule_history(batch => 100, retention => '0') AS remove
 SELECT count(*) AS schedule_rows_left FROM dispatch.schedules WHERE name = 'short-lived';
 
 -- The worker's tick reports the schedule steps (nothing of ours is due in real time).
-CREATE OR REPLACE FUNCTION public.sched_tick() RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE r jsonb;
-BEGIN
-  FOR i IN 1..600 LOOP
-    r := dispatch.tick();
-    IF NOT r ? 'skipped' THEN
-      RETURN jsonb_build_object('fired', r -> 'fired', 'fires_skipped', r -> 'fires_skipped',
-                                'fires_failed', r -> 'fires_failed', 'history_removed', r -> 'history_removed');
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RAISE EXCEPTION 'the worker''s tick did not finish';
-END $$;
-SELECT public.sched_tick() AS report;
+\i sql/include/tick.sql
+SELECT jsonb_build_object('fired', r -> 'fired', 'fires_skipped', r -> 'fires_skipped',
+                          'fires_failed', r -> 'fires_failed', 'history_removed', r -> 'history_removed') AS report
+  FROM (SELECT public.tick_once() AS r) AS t;
 
 -- Cleanup.
 DELETE FROM dispatch.fires;
