@@ -21,17 +21,7 @@ SIZE=${SIZE:-100000}
 N=${N:-1000}
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$TREE/bench/results/callgrind_claim-$stamp
-mkdir -p "$out"
-work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
-chmod 755 "$work"; chown postgres "$work"
-trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
-
-bench_install
-cluster_start "$work/c"
-cp "$here"/claim_setup.sql "$work/"
-chown postgres "$work"/*.sql
+bench_start callgrind_claim claim_setup.sql
 qf "$work/claim_setup.sql" >/dev/null
 q "CALL bench.top_up($SIZE)"
 q "VACUUM ANALYZE bench.plain_tasks"; q "VACUUM ANALYZE dispatch.tasks"
@@ -69,29 +59,13 @@ cluster_stop "$work/c"
 # One single-user backend per side: a warm-up loop (not counted), then N counted tasks.
 for side in baseline dispatch; do
   printf 'CALL bench.loop_%s(200);\nCALL bench.loop_%s(%d);\n' "$side" "$side" "$N" > "$work/$side.sql"
-  chown postgres "$work/$side.sql"
-  (cd "$work" && as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg-$side.out" \
-     --dump-after=ExecuteCallStmt --compress-strings=no --compress-pos=no \
-     postgres --single -D "$work/c/data" -c shared_buffers=1GB \
-     "$BENCH_DB" < "$work/$side.sql" > "$work/valgrind-$side.log" 2>&1) ||
-    { echo "valgrind run failed:" >&2; tail -20 "$work/valgrind-$side.log" >&2; exit 1; }
-  # Part 2 is the counted loop (part 1: start-up and the warm-up).
-  cp "$work/cg-$side.out.2" "$out/cg-$side.out"
+  callgrind_single "$side" "$BENCH_DB" 1GB
 done
 
-python3 - "$out/cg-baseline.out" "$out/cg-dispatch.out" "$N" <<'EOF' | tee "$out/summary.txt"
-import subprocess, sys, re
+PYTHONPATH=$here python3 - "$out/cg-baseline.out" "$out/cg-dispatch.out" "$N" <<'EOF' | tee "$out/summary.txt"
+import sys
+from callgrind_costs import inclusive
 base, disp, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def inclusive(path):
-    txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
-                         capture_output=True, text=True).stdout
-    cost = {}
-    for line in txt.splitlines():
-        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S+):(\S+) \[", line)
-        if m:
-            fn = m.group(3).split("'")[0]
-            cost[fn] = max(cost.get(fn, 0), int(m.group(1).replace(",", "")))
-    return cost
 b, d = inclusive(base), inclusive(disp)
 tasks = n
 total_b, total_d = b["ExecuteCallStmt"] / tasks, d["ExecuteCallStmt"] / tasks

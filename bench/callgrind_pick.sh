@@ -18,17 +18,7 @@ source "$here/lib.sh"
 N=${N:-500}
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$TREE/bench/results/callgrind_pick-$stamp
-mkdir -p "$out"
-work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
-chmod 755 "$work"; chown postgres "$work"
-trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
-
-bench_install
-cluster_start "$work/c"
-cp "$here"/pick_setup.sql "$work/"
-chown postgres "$work"/*.sql
+bench_start callgrind_pick pick_setup.sql
 declare -A SIZE=([lat10k]=10000 [lat1m]=1000000)
 for db in lat10k lat1m; do
   qd postgres "CREATE DATABASE $db" >/dev/null
@@ -42,28 +32,13 @@ cluster_stop "$work/c"
 for db in lat10k lat1m; do
   printf "CALL bench.measure(200, 'warmup', false);\nCALL bench.measure(%d, 'counted', false);\n" "$N" \
     > "$work/$db.sql"
-  chown postgres "$work/$db.sql"
-  (cd "$work" && as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg-$db.out" \
-     --dump-after=ExecuteCallStmt --compress-strings=no --compress-pos=no \
-     postgres --single -D "$work/c/data" -c shared_buffers=2GB "$db" \
-     < "$work/$db.sql" > "$work/valgrind-$db.log" 2>&1) ||
-    { echo "valgrind run failed:" >&2; tail -20 "$work/valgrind-$db.log" >&2; exit 1; }
-  cp "$work/cg-$db.out.2" "$out/cg-$db.out"
+  callgrind_single "$db" "$db" 2GB
 done
 
-python3 - "$out/cg-lat10k.out" "$out/cg-lat1m.out" "$N" <<'EOF' | tee "$out/summary.txt"
-import subprocess, sys, re
+PYTHONPATH=$here python3 - "$out/cg-lat10k.out" "$out/cg-lat1m.out" "$N" <<'EOF' | tee "$out/summary.txt"
+import sys
+from callgrind_costs import inclusive
 small, large, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def inclusive(path):
-    txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
-                         capture_output=True, text=True).stdout
-    cost = {}
-    for line in txt.splitlines():
-        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S+):(\S+) \[", line)
-        if m:
-            fn = m.group(3).split("'")[0]
-            cost[fn] = max(cost.get(fn, 0), int(m.group(1).replace(",", "")))
-    return cost
 a, b = inclusive(small), inclusive(large)
 print(f"instructions per claim, {n} claims each (1,000 tenants, 50 signatures)")
 print(f"{'':36s} {'10k ready':>12s} {'1M ready':>12s} {'ratio':>7s}")

@@ -29,26 +29,10 @@ REPS=${REPS:-3}
 SIZES=${SIZES:-"100000 1000000"}
 CLIENTS=${CLIENTS:-"1 8"}
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$TREE/bench/results/claim_throughput-$stamp
-mkdir -p "$out"
-work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
-chmod 755 "$work"
-trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
-
-bench_install
-cluster_start "$work/c"
-cp "$here"/claim_setup.sql "$here"/claim_*.pgbench "$work/"
-chown postgres "$work"/*.sql "$work"/*.pgbench
+bench_start claim_throughput claim_setup.sql claim_baseline.pgbench claim_dispatch.pgbench
 qf "$work/claim_setup.sql" >/dev/null
-
-{
-  echo "== claim_throughput $stamp"
-  echo "settings (everything else at PostgreSQL's defaults):"
-  cluster_settings
-  echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "runs: ${DURATION}s each after a ${WARMUP}s warm-up per size, $REPS repetitions, median reported"
-} | tee "$out/settings.txt"
+bench_header claim_throughput \
+  "runs: ${DURATION}s each after a ${WARMUP}s warm-up per size, $REPS repetitions, median reported"
 
 runs=$out/runs.tsv
 printf 'size\tclients\tsystem\trep\ttps\tlatency_ms\tready_after\twal_bytes_per_task\n' > "$runs"

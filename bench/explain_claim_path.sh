@@ -17,17 +17,8 @@ source "$here/lib.sh"
 
 SIZE=${SIZE:-200000}
 AGENTS=${AGENTS:-1000}
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$TREE/bench/results/explain_claim_path-$stamp
-mkdir -p "$out"
-work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
-chmod 755 "$work"
-trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
 
-bench_install
-cluster_start "$work/c"
-cp "$here"/pick_setup.sql "$here"/explain_claim_path.sql "$work/"
-chown postgres "$work"/*.sql
+bench_start explain_claim_path pick_setup.sql explain_claim_path.sql
 qf "$work/pick_setup.sql" >/dev/null
 q "CALL bench.fill($SIZE)"
 # A fleet of AGENTS agents (the workload registers 100): with a few pages of agents the planner

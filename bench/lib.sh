@@ -76,6 +76,53 @@ cluster_settings() {
   echo "  machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
 }
 
+# bench_start NAME [FILE...]: the common start of a benchmark. Sets $stamp, $out (its results
+# directory, bench/results/NAME-<time>) and $work (a scratch directory the postgres user can
+# read, removed with the cluster on exit); installs dispatch (bench_install); starts the cluster
+# in $work/c; copies the named files of bench/ into $work for the server to read.
+bench_start() {
+  local name=$1 f; shift
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  out=$TREE/bench/results/$name-$stamp
+  mkdir -p "$out"
+  work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
+  chmod 755 "$work"; chown postgres "$work"
+  trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
+  bench_install
+  cluster_start "$work/c"
+  for f in "$@"; do
+    cp "$TREE/bench/$f" "$work/"; chown postgres "$work/$f"
+  done
+}
+
+# bench_header NAME [LINE...]: the run's settings and load, and any further lines, printed and
+# kept in $out/settings.txt, so every result can be read against the machine it came from.
+bench_header() {
+  local name=$1 line; shift
+  {
+    echo "== $name $stamp"
+    echo "settings (everything else at PostgreSQL's defaults):"
+    cluster_settings
+    echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    for line in "$@"; do echo "$line"; done
+  } | tee "$out/settings.txt"
+}
+
+# callgrind_single LABEL DB SHARED_BUFFERS: with the cluster stopped, runs $work/LABEL.sql (a
+# warm-up CALL, then the counted CALL) in one single-user backend of database DB under
+# callgrind, which dumps each CALL separately; keeps the counted one as $out/cg-LABEL.out.
+callgrind_single() {
+  local label=$1 db=$2 buffers=$3
+  chown postgres "$work/$label.sql"
+  (cd "$work" && as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg-$label.out" \
+     --dump-after=ExecuteCallStmt --compress-strings=no --compress-pos=no \
+     postgres --single -D "$work/c/data" -c shared_buffers="$buffers" "$db" \
+     < "$work/$label.sql" > "$work/valgrind-$label.log" 2>&1) ||
+    { echo "valgrind run failed:" >&2; tail -20 "$work/valgrind-$label.log" >&2; exit 1; }
+  # Part 1 is start-up and the warm-up; part 2 the counted CALL.
+  cp "$work/cg-$label.out.2" "$out/cg-$label.out"
+}
+
 # q SQL: one query, unaligned tuples only, errors fatal. qd DB SQL: the same in database DB.
 q() { qd "$BENCH_DB" "$1"; }
 qd() { as_pg psql -h "$CLUSTER_DIR" -p "$BENCH_PORT" -d "$1" -qXAt -v ON_ERROR_STOP=1 -c "$2"; }

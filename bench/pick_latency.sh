@@ -34,23 +34,8 @@ ROUNDS=${ROUNDS:-6}
 WARMUP=${WARMUP:-500}
 per_round=$(( CLAIMS / ROUNDS ))
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$TREE/bench/results/pick_latency-$stamp
-mkdir -p "$out"
-work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
-chmod 755 "$work"
-trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
-
-bench_install
-cluster_start "$work/c"
-cp "$here"/pick_setup.sql "$work/"
-chown postgres "$work"/*.sql
-{
-  echo "== pick_latency $stamp"
-  echo "settings (everything else at PostgreSQL's defaults):"
-  cluster_settings
-  echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$out/settings.txt"
+bench_start pick_latency pick_setup.sql
+bench_header pick_latency
 
 declare -A SIZE=([lat10k]=10000 [lat1m]=1000000)
 for db in lat10k lat1m; do

@@ -23,17 +23,7 @@ HZ=${HZ:-999}
 SIDES=${SIDES:-"baseline dispatch"}
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$TREE/bench/results/profile_claim-$stamp
-mkdir -p "$out"
-work=$(mktemp -d /tmp/dispatch-bench.XXXXXX)
-chmod 755 "$work"
-trap 'cluster_stop "$work/c"; rm -rf "$work"' EXIT
-
-bench_install
-cluster_start "$work/c"
-cp "$here"/claim_setup.sql "$here"/claim_*.pgbench "$work/"
-chown postgres "$work"/*.sql "$work"/*.pgbench
+bench_start profile_claim claim_setup.sql claim_baseline.pgbench claim_dispatch.pgbench
 qf "$work/claim_setup.sql" >/dev/null
 q "CALL bench.top_up($SIZE)"
 q "VACUUM ANALYZE bench.plain_tasks"; q "VACUUM ANALYZE dispatch.tasks"; q "CHECKPOINT"

@@ -1,23 +1,9 @@
 -- 02_agents: the agent lifecycle. register_agent inserts or updates; heartbeat keeps an agent
 -- alive and brings a lost one back; drain_agent stops new work; deregister_agent takes the
 -- agent offline and gives its leased tasks back to the queue, each logged.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 
--- Runs a statement; shows SQLSTATE, message and hint instead of failing.
-CREATE OR REPLACE FUNCTION public.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || regexp_replace(msg, 'task \d+', 'task N', 'g')
-         || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 
 -- Registering: every argument lands in its column; capabilities are sorted and deduplicated.
 SELECT agent_id, capabilities, capacity, running, status, traits, clearance, region, speed,

@@ -1,11 +1,7 @@
 -- 03_submit: submit() and a plain INSERT INTO dispatch.tasks produce the same row, with the
 -- derived columns the claim path needs: sig (interned, requires canonicalised), skey (ready_at
 -- minus the priority's head start), cost, lst and urgent_at; a future run_at means scheduled.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 
 -- A parent for both (parent_id must name an existing task).
 SELECT dispatch.submit('k3-parent', tenant => 't03') AS parent \gset

@@ -1,11 +1,7 @@
 -- 04_claim: what dispatch_next gives to whom. Hard filters (capabilities as a subset,
 -- clearance against sensitivity, region), priority with aging as one key, capacity as
 -- backpressure, the lease, one decision row per claim, and dispatch_next(agent, n).
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 
 SELECT count(*) AS agents FROM (
   SELECT dispatch.register_agent('c-a', '{a}', 10)

@@ -1,25 +1,12 @@
 -- 05_lifecycle: after the claim. complete; fail with retry (exponential backoff with jitter,
 -- scheduled, then dead after max_attempts) or without (failed); abort; cancel from each state;
 -- release (keeps its place, the attempt does not count); extend_lease.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 -- A long first backoff, so the background worker cannot promote a retried task mid-test.
 SET dispatch.retry_base = '1h';
 SET dispatch.retry_max = '3h';
 
-CREATE OR REPLACE FUNCTION public.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || regexp_replace(msg, 'task \d+', 'task N', 'g')
-         || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 
 SELECT (dispatch.register_agent('l-1', '{l}', 10)).agent_id;
 

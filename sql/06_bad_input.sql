@@ -1,23 +1,10 @@
 -- 06_bad_input: each bad input of the issue gets a clear error (SQLSTATE, lower-case message,
 -- hint) and leaves nothing written. check() runs a statement, shows the error, and compares
 -- the contents of the tables before and after.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 SET dispatch.retry_base = '1h';
 
-CREATE OR REPLACE FUNCTION public.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || regexp_replace(msg, 'task \d+', 'task N', 'g')
-         || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 
 -- Everything a failed call could have written: counts, and the rows themselves.
 CREATE OR REPLACE FUNCTION public.snapshot() RETURNS text LANGUAGE sql AS $$

@@ -1,22 +1,9 @@
 -- 07_security: who may do what. Acting as an agent needs membership in its owner_role or in
 -- dispatch_admin (42501 otherwise); dispatch_reader reads the tables and the decision log and
 -- changes nothing; a role outside the three gets nothing at all.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 
-CREATE OR REPLACE FUNCTION public.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || regexp_replace(msg, 'task \d+', 'task N', 'g')
-         || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 CREATE OR REPLACE FUNCTION public.snapshot() RETURNS text LANGUAGE sql AS $$
   SELECT md5(coalesce((SELECT string_agg(t::text, ',' ORDER BY task_id) FROM dispatch.tasks t), '')
              || coalesce((SELECT string_agg(a::text, ',' ORDER BY agent_id) FROM dispatch.agents a), '')

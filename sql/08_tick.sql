@@ -5,29 +5,17 @@
 --
 -- The instance's own worker ticks this database every second, so each scenario makes its
 -- change and ticks in one transaction: the worker cannot see the change before we do.
-\pset null '(null)'
-SET client_min_messages = warning;
-DELETE FROM dispatch.tasks;
-DELETE FROM dispatch.decisions;
-DELETE FROM dispatch.agents;
+\i sql/include/fresh.sql
 
--- dispatch.tick() skips when another tick (the worker's) runs; wait for our turn.
-CREATE OR REPLACE FUNCTION public.tick_now() RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE r jsonb;
-BEGIN
-  FOR i IN 1..600 LOOP
-    r := dispatch.tick();
-    IF NOT r ? 'skipped' THEN
-      -- The steps this file is about (others have their own tests), and that fair-share
-      -- state was saved (how much depends on what the worker saved before us).
-      RETURN jsonb_build_object('lost', r->'lost', 'promoted', r->'promoted', 'requeued', r->'requeued',
-                                'reservations_expired', r->'reservations_expired',
-                                'fair_share_saved', jsonb_typeof(r->'fair_share_saved'));
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RAISE EXCEPTION 'the worker''s tick did not finish';
-END $$;
+\i sql/include/tick.sql
+-- Of a tick of our own: the steps this file is about (others have their own tests), and that
+-- fair-share state was saved (how much depends on what the worker saved before us).
+CREATE OR REPLACE FUNCTION public.tick_now() RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('lost', r->'lost', 'promoted', r->'promoted', 'requeued', r->'requeued',
+                            'reservations_expired', r->'reservations_expired',
+                            'fair_share_saved', jsonb_typeof(r->'fair_share_saved'))
+    FROM (SELECT public.tick_once() AS r) AS t
+$$;
 
 -- Nothing to do: every step reports zero.
 SELECT public.tick_now() AS report;

@@ -5,23 +5,9 @@
 --
 -- The instance's worker ticks this database, so every schedule here starts in 2030 or later:
 -- it is never due while the test runs.
-\pset null '(null)'
-SET client_min_messages = warning;
-SET timezone = 'UTC';
-SET datestyle = 'ISO, YMD';
-DELETE FROM dispatch.fires;
-DELETE FROM dispatch.schedules;
-DELETE FROM dispatch.tasks;
+\i sql/include/fresh_schedules.sql
 
-CREATE OR REPLACE FUNCTION public.sched_try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 
 -- Fire windows --------------------------------------------------------------------------------
 
@@ -49,8 +35,8 @@ SELECT dispatch.count_fires('1S', '2026-01-01', '2027-01-01') AS seconds_in_2026
        dispatch.count_fires(NULL, '2026-01-01', '2027-01-01') AS null_spec;
 -- The last three fires of a cron spec in a window (kept in a ring as the window is stepped).
 SELECT t FROM dispatch.fire_times('cron(0 12 L * ? *)', '2026-01-01', '2026-12-31', max_rows => 3, from_end => true) AS t;
-SELECT public.sched_try($$SELECT dispatch.fire_times('@hourly', '2026-01-01', '2026-01-02', max_rows => 100001)$$);
-SELECT public.sched_try($$SELECT dispatch.count_fires('* * * * *', '2000-01-01', '2030-01-01')$$);
+SELECT public.try($$SELECT dispatch.fire_times('@hourly', '2026-01-01', '2026-01-02', max_rows => 100001)$$);
+SELECT public.try($$SELECT dispatch.count_fires('* * * * *', '2000-01-01', '2030-01-01')$$);
 
 -- schedule() ----------------------------------------------------------------------------------
 
@@ -71,9 +57,9 @@ SELECT dispatch.schedule('ny-morning', '0 9 * * *', '{"kind": "standup"}', tenan
                          starts_at => '2030-07-01') IS NOT NULL AS created;
 RESET dispatch.timezone;
 SELECT name, timezone, next_fire_at FROM dispatch.schedules WHERE name = 'ny-morning';
-SELECT public.sched_try($$SET dispatch.timezone = 'Mars/Olympus_Mons'$$);
-SELECT public.sched_try($$SET dispatch.timezone = 'UTC+3'$$);
-SELECT public.sched_try($$SET dispatch.timezone = 'Australia/Lord_Howe'$$);
+SELECT public.try($$SET dispatch.timezone = 'Mars/Olympus_Mons'$$);
+SELECT public.try($$SET dispatch.timezone = 'UTC+3'$$);
+SELECT public.try($$SET dispatch.timezone = 'Australia/Lord_Howe'$$);
 RESET dispatch.timezone;
 SHOW dispatch.timezone;
 
@@ -99,9 +85,9 @@ SELECT count(DISTINCT dispatch.schedule_jitter_offset('t', 'rate-' || i, 'rate',
 INSERT INTO dispatch.schedules (name, tenant, spec, task, starts_at)
 VALUES ('via-insert', 't09', '@hourly', '{"kind": "x"}', '2030-01-01 00:30')
 RETURNING spec_kind, timezone, next_fire_at, status, owner_role = current_user AS owned_by_me;
-SELECT public.sched_try($$INSERT INTO dispatch.schedules (name, tenant, spec, task) VALUES ('bad', 't09', '@weekly-ish', '{"kind": "x"}')$$);
-SELECT public.sched_try($$INSERT INTO dispatch.schedules (name, tenant, spec, task) VALUES ('via-insert', 't09', '@daily', '{"kind": "x"}')$$);
-SELECT public.sched_try($$INSERT INTO dispatch.schedules (name, tenant, spec, task) VALUES ('no-kind', 't09', '@daily', '{"payload": {}}')$$);
+SELECT public.try($$INSERT INTO dispatch.schedules (name, tenant, spec, task) VALUES ('bad', 't09', '@weekly-ish', '{"kind": "x"}')$$);
+SELECT public.try($$INSERT INTO dispatch.schedules (name, tenant, spec, task) VALUES ('via-insert', 't09', '@daily', '{"kind": "x"}')$$);
+SELECT public.try($$INSERT INTO dispatch.schedules (name, tenant, spec, task) VALUES ('no-kind', 't09', '@daily', '{"payload": {}}')$$);
 -- Derived columns are derived, whatever the INSERT says.
 INSERT INTO dispatch.schedules (name, tenant, spec, task, starts_at, next_fire_at, spec_kind, consecutive_failures)
 VALUES ('derived', 't09', '@daily', '{"kind": "x"}', '2030-01-01', '1999-01-01', 'once', 7)
@@ -111,10 +97,10 @@ RETURNING spec_kind, next_fire_at, consecutive_failures;
 UPDATE dispatch.schedules SET spec = '0 3 * * *' WHERE schedule_id = :nightly RETURNING next_fire_at, spec_kind;
 UPDATE dispatch.schedules SET starts_at = '2031-01-01', timezone = 'Asia/Tokyo' WHERE schedule_id = :nightly
 RETURNING next_fire_at;
-SELECT public.sched_try($$UPDATE dispatch.schedules SET spec = 'rate(0 days)' WHERE name = 'nightly'$$);
-SELECT public.sched_try($$UPDATE dispatch.schedules SET task = '{"kind": ""}' WHERE name = 'nightly'$$);
-SELECT public.sched_try($$UPDATE dispatch.schedules SET ends_at = '2030-01-01' WHERE name = 'nightly'$$);
-SELECT public.sched_try($$UPDATE dispatch.schedules SET tenant = 'other' WHERE name = 'nightly'$$);
+SELECT public.try($$UPDATE dispatch.schedules SET spec = 'rate(0 days)' WHERE name = 'nightly'$$);
+SELECT public.try($$UPDATE dispatch.schedules SET task = '{"kind": ""}' WHERE name = 'nightly'$$);
+SELECT public.try($$UPDATE dispatch.schedules SET ends_at = '2030-01-01' WHERE name = 'nightly'$$);
+SELECT public.try($$UPDATE dispatch.schedules SET tenant = 'other' WHERE name = 'nightly'$$);
 SELECT spec, timezone, next_fire_at FROM dispatch.schedules WHERE schedule_id = :nightly;
 
 -- pause, resume, unschedule -------------------------------------------------------------------
@@ -137,11 +123,11 @@ SELECT status, pause_reason = 'created paused by ' || current_user AS reason FRO
 
 SELECT dispatch.unschedule('nightly', 't09');
 SELECT status, deleted_at IS NOT NULL AS deleted, next_fire_at FROM dispatch.schedules WHERE schedule_id = :nightly;
-SELECT public.sched_try($$SELECT dispatch.unschedule('nightly', 't09')$$);
-SELECT public.sched_try($$SELECT dispatch.pause('nightly', 't09')$$);
-SELECT public.sched_try($$SELECT dispatch.resume('no-such', 't09')$$);
-SELECT public.sched_try($$SELECT dispatch.pause('nightly', NULL)$$);
-SELECT public.sched_try(format($$UPDATE dispatch.schedules SET spec = '@daily' WHERE schedule_id = %s$$, :nightly));
+SELECT public.try($$SELECT dispatch.unschedule('nightly', 't09')$$);
+SELECT public.try($$SELECT dispatch.pause('nightly', 't09')$$);
+SELECT public.try($$SELECT dispatch.resume('no-such', 't09')$$);
+SELECT public.try($$SELECT dispatch.pause('nightly', NULL)$$);
+SELECT public.try(format($$UPDATE dispatch.schedules SET spec = '@daily' WHERE schedule_id = %s$$, :nightly));
 -- The name is free again; the deleted one keeps its row (and history) under it.
 SELECT dispatch.schedule('nightly', '0 2 * * *', '{"kind": "report"}', tenant => 't09',
                          starts_at => '2030-07-01') <> :nightly AS new_id;
@@ -160,12 +146,12 @@ INSERT INTO dispatch.tenants (tenant, max_schedules, max_schedules_per_record)
 VALUES ('t09m', 3, 1);
 SELECT dispatch.schedule('m1', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01',
                          record_ref => 'acct-1') IS NOT NULL AS m1;
-SELECT public.sched_try($$SELECT dispatch.schedule('m2', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01', record_ref => 'acct-1')$$);
+SELECT public.try($$SELECT dispatch.schedule('m2', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01', record_ref => 'acct-1')$$);
 SELECT dispatch.schedule('m2', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01',
                          record_ref => 'acct-2') IS NOT NULL AS m2;
 SELECT dispatch.schedule('m3', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01',
                          enabled => false) IS NOT NULL AS m3_paused_counts_too;
-SELECT public.sched_try($$SELECT dispatch.schedule('m4', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01')$$);
+SELECT public.try($$SELECT dispatch.schedule('m4', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01')$$);
 -- A deleted schedule frees its place.
 SELECT dispatch.unschedule('m1', 't09m');
 SELECT dispatch.schedule('m4', '@daily', '{"kind": "x"}', tenant => 't09m', starts_at => '2030-01-01',
@@ -176,11 +162,11 @@ SELECT dispatch.schedule('m4', '@daily', '{"kind": "x"}', tenant => 't09m', star
 
 INSERT INTO dispatch.tenants (tenant, credit_balance) VALUES ('t09c', 100);
 -- 168 fires a week at 1 each: refused, with the numbers.
-SELECT public.sched_try($$SELECT dispatch.schedule('hourly', '@hourly', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 1, starts_at => '2030-01-01')$$);
+SELECT public.try($$SELECT dispatch.schedule('hourly', '@hourly', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 1, starts_at => '2030-01-01')$$);
 -- At 0.5 each, 84: covered.
 SELECT dispatch.schedule('hourly', '@hourly', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 0.5, starts_at => '2030-01-01') IS NOT NULL AS created;
 -- 7 more at 3 each is 21, with the 84 of the other schedule 105: refused.
-SELECT public.sched_try($$SELECT dispatch.schedule('daily', '0 9 * * *', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 3, starts_at => '2030-01-01')$$);
+SELECT public.try($$SELECT dispatch.schedule('daily', '0 9 * * *', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 3, starts_at => '2030-01-01')$$);
 -- At 2 each, 14 + 84 = 98: covered. One-shots and free schedules are not pre-authorised.
 SELECT dispatch.schedule('daily', '0 9 * * *', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 2, starts_at => '2030-01-01') IS NOT NULL AS created;
 SELECT dispatch.schedule('once', 'at 2030-01-01T00:00:00Z', '{"kind": "x"}', tenant => 't09c', cost_per_fire => 500) IS NOT NULL AS created;
@@ -192,12 +178,12 @@ SELECT name, fires, cost_per_fire, cost FROM dispatch.forecast('t09c', (timestam
 -- Resuming spends credit again: with the balance lowered, the resume is refused and it stays paused.
 SELECT dispatch.pause('daily', 't09c');
 UPDATE dispatch.tenants SET credit_balance = 90 WHERE tenant = 't09c';
-SELECT public.sched_try($$SELECT dispatch.resume('daily', 't09c')$$);
+SELECT public.try($$SELECT dispatch.resume('daily', 't09c')$$);
 SELECT status FROM dispatch.schedules WHERE name = 'daily' AND tenant = 't09c';
 -- Raising cost_per_fire of an active schedule is checked too.
-SELECT public.sched_try($$UPDATE dispatch.schedules SET cost_per_fire = 1 WHERE name = 'hourly' AND tenant = 't09c'$$);
-SELECT public.sched_try($$SELECT * FROM dispatch.forecast('t09c', '-1 day')$$);
-SELECT public.sched_try($$SELECT * FROM dispatch.forecast(NULL, '1 day')$$);
+SELECT public.try($$UPDATE dispatch.schedules SET cost_per_fire = 1 WHERE name = 'hourly' AND tenant = 't09c'$$);
+SELECT public.try($$SELECT * FROM dispatch.forecast('t09c', '-1 day')$$);
+SELECT public.try($$SELECT * FROM dispatch.forecast(NULL, '1 day')$$);
 
 -- Who may do what ------------------------------------------------------------------------------
 
@@ -210,20 +196,20 @@ SELECT dispatch.schedule('bobs', '@daily', '{"kind": "x"}', tenant => 't09', sta
                          sweep => 'SELECT 1 AS one') IS NOT NULL AS created;
 SELECT owner_role FROM dispatch.schedules WHERE name = 'bobs';
 -- dispatch_admin is not enough to own a schedule as someone else: its sweep would run as them.
-SELECT public.sched_try($$INSERT INTO dispatch.schedules (name, tenant, spec, task, owner_role) VALUES ('as-postgres', 't09', '@daily', '{"kind": "x"}', 'regress_sched_carol')$$);
+SELECT public.try($$INSERT INTO dispatch.schedules (name, tenant, spec, task, owner_role) VALUES ('as-postgres', 't09', '@daily', '{"kind": "x"}', 'regress_sched_carol')$$);
 SET ROLE regress_sched_carol;
 -- Another admin may pause it, but not change the query that runs as bob.
 SELECT dispatch.pause('bobs', 't09');
-SELECT public.sched_try($$UPDATE dispatch.schedules SET sweep = 'SELECT 2 AS two' WHERE name = 'bobs'$$);
-SELECT public.sched_try($$UPDATE dispatch.schedules SET next_fire_at = now() WHERE name = 'bobs'$$);
+SELECT public.try($$UPDATE dispatch.schedules SET sweep = 'SELECT 2 AS two' WHERE name = 'bobs'$$);
+SELECT public.try($$UPDATE dispatch.schedules SET next_fire_at = now() WHERE name = 'bobs'$$);
 UPDATE dispatch.schedules SET catch_up = 'all', max_failures = 5 WHERE name = 'bobs' RETURNING catch_up, max_failures;
 SET ROLE regress_sched_agent;
-SELECT public.sched_try($$SELECT dispatch.schedule('agents', '@daily', '{"kind": "x"}')$$);
-SELECT public.sched_try($$SELECT dispatch.pause('bobs', 't09')$$);
+SELECT public.try($$SELECT dispatch.schedule('agents', '@daily', '{"kind": "x"}')$$);
+SELECT public.try($$SELECT dispatch.pause('bobs', 't09')$$);
 SET ROLE regress_sched_reader;
 SELECT count(*) > 0 AS reader_sees_schedules FROM dispatch.schedules;
 SELECT count(*) AS reader_forecast FROM dispatch.forecast('t09c', '7 days');
-SELECT public.sched_try($$SELECT dispatch.unschedule('bobs', 't09')$$);
+SELECT public.try($$SELECT dispatch.unschedule('bobs', 't09')$$);
 RESET ROLE;
 
 -- Cleanup.

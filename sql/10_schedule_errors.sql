@@ -7,6 +7,7 @@ SET client_min_messages = warning;
 SET timezone = 'UTC';
 DELETE FROM dispatch.fires;
 DELETE FROM dispatch.schedules;
+\i sql/include/try.sql
 
 CREATE OR REPLACE FUNCTION public.sched_snapshot() RETURNS text LANGUAGE sql AS $$
   SELECT format('schedules=%s fires=%s tasks=%s tenants=%s rows=%s',
@@ -16,15 +17,9 @@ CREATE OR REPLACE FUNCTION public.sched_snapshot() RETURNS text LANGUAGE sql AS 
 $$;
 CREATE OR REPLACE FUNCTION public.sched_check(stmt text, OUT error text, OUT nothing_stored boolean)
 LANGUAGE plpgsql AS $$
-DECLARE before text := public.sched_snapshot(); st text; msg text; hint text;
+DECLARE before text := public.sched_snapshot();
 BEGIN
-  BEGIN
-    EXECUTE stmt;
-    error := 'ok';
-  EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-    error := st || ': ' || msg || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-  END;
+  error := public.try(stmt);
   nothing_stored := public.sched_snapshot() = before;
 END $$;
 

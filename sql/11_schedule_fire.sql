@@ -5,24 +5,10 @@
 -- auto-pause, a done task resetting the count; sweeps run as the owner; retention.
 --
 -- Every schedule starts in 2030, so the instance's own worker never finds one due.
-\pset null '(null)'
-SET client_min_messages = warning;
-SET timezone = 'UTC';
-SET datestyle = 'ISO, YMD';
-DELETE FROM dispatch.fires;
-DELETE FROM dispatch.schedules;
-DELETE FROM dispatch.tasks;
+\i sql/include/fresh_schedules.sql
 DELETE FROM dispatch.agents;
 
-CREATE OR REPLACE FUNCTION public.sched_try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
+\i sql/include/try.sql
 -- fire_due fires whatever is due: each section soft-deletes its schedules when it is done.
 CREATE OR REPLACE FUNCTION public.close_section() RETURNS void LANGUAGE sql AS $$
   UPDATE dispatch.schedules SET deleted_at = now(), next_fire_at = NULL WHERE deleted_at IS NULL
@@ -144,8 +130,8 @@ SELECT dispatch.fire_due(at => '2030-03-01 02:00:10Z', grace => '1 day');
 SELECT dispatch.fire_due(at => '2030-03-01 12:00:01Z');
 SELECT name, status, next_fire_at, (SELECT count(*) FROM dispatch.fires f WHERE f.schedule_id = s.schedule_id) AS fires
   FROM dispatch.schedules s WHERE name IN ('window', 'one-shot') ORDER BY name;
-SELECT public.sched_try($$SELECT dispatch.resume('one-shot', 't11')$$);
-SELECT public.sched_try($$SELECT dispatch.pause('window', 't11')$$);
+SELECT public.try($$SELECT dispatch.resume('one-shot', 't11')$$);
+SELECT public.try($$SELECT dispatch.pause('window', 't11')$$);
 SELECT public.close_section();
 
 -- Task outcomes, concurrency = skip and auto-pause ---------------------------------------------
@@ -260,20 +246,10 @@ SELECT dispatch.purge_schedule_history(batch => 100, retention => '0') AS remove
 SELECT count(*) AS schedule_rows_left FROM dispatch.schedules WHERE name = 'short-lived';
 
 -- The worker's tick reports the schedule steps (nothing of ours is due in real time).
-CREATE OR REPLACE FUNCTION public.sched_tick() RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE r jsonb;
-BEGIN
-  FOR i IN 1..600 LOOP
-    r := dispatch.tick();
-    IF NOT r ? 'skipped' THEN
-      RETURN jsonb_build_object('fired', r -> 'fired', 'fires_skipped', r -> 'fires_skipped',
-                                'fires_failed', r -> 'fires_failed', 'history_removed', r -> 'history_removed');
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RAISE EXCEPTION 'the worker''s tick did not finish';
-END $$;
-SELECT public.sched_tick() AS report;
+\i sql/include/tick.sql
+SELECT jsonb_build_object('fired', r -> 'fired', 'fires_skipped', r -> 'fires_skipped',
+                          'fires_failed', r -> 'fires_failed', 'history_removed', r -> 'history_removed') AS report
+  FROM (SELECT public.tick_once() AS r) AS t;
 
 -- Cleanup.
 DELETE FROM dispatch.fires;

@@ -40,25 +40,11 @@
 #include "dispatch.h"
 #include "match.h"
 #include "pick.h"
+#include "spiplan.h"
 #include "taskrow.h"
 
 PG_FUNCTION_INFO_V1(dispatch_next);
 PG_FUNCTION_INFO_V1(dispatch_next_n);
-
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "dispatch: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*cache = p;
-	}
-	return *cache;
-}
 
 /* ---- the agent ---------------------------------------------------------- */
 
@@ -265,17 +251,13 @@ log_decision(const char *kind, int64 task_id, const char *agent_id, const char *
 	values[0] = TimestampTzGetDatum(at);
 	values[1] = CStringGetTextDatum(kind);
 	values[2] = Int64GetDatum(task_id);
-	values[3] = agent_id ? CStringGetTextDatum(agent_id) : (Datum) 0;
-	nulls[3] = agent_id ? ' ' : 'n';
-	values[4] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
-	nulls[4] = tenant ? ' ' : 'n';
+	plan_text_arg(values, nulls, 3, agent_id);
+	plan_text_arg(values, nulls, 4, tenant);
 	values[5] = Int32GetDatum(policy_version);
 	values[6] = Float8GetDatum(score);
-	values[7] = factors ? CStringGetTextDatum(factors) : (Datum) 0;
-	nulls[7] = factors ? ' ' : 'n';
+	plan_text_arg(values, nulls, 7, factors);
 	values[8] = Int32GetDatum(candidates);
-	values[9] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	nulls[9] = reason ? ' ' : 'n';
+	plan_text_arg(values, nulls, 9, reason);
 	keep_plan(&decision_plan,
 			  "INSERT INTO dispatch.decisions (at, kind, task_id, agent_id, tenant, policy_version, "
 			  "score, factors, candidates, reason, actor) "

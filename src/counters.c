@@ -41,6 +41,7 @@
 
 #include "dispatch.h"
 #include "queuemap.h"
+#include "spiplan.h"
 #include "taskcols.h"
 
 PG_FUNCTION_INFO_V1(dispatch_task_count);
@@ -84,22 +85,6 @@ limits_inval(Datum arg, Oid relid)
 static SPIPlanPtr limit_plan = NULL;
 static SPIPlanPtr waiting_plan = NULL;
 static SPIPlanPtr delta_plan = NULL;
-
-static SPIPlanPtr
-keep(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "dispatch: could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*cache = p;
-	}
-	return *cache;
-}
 
 static HTAB *
 limits_table(void)
@@ -155,8 +140,8 @@ tenant_max_queued(const char *tenant)
 		return e->max_queued;
 
 	values[0] = CStringGetTextDatum(tenant);
-	keep(&limit_plan, "SELECT coalesce(max_queued, -1) FROM dispatch.tenants WHERE tenant = $1",
-		 1, types);
+	keep_plan(&limit_plan, "SELECT coalesce(max_queued, -1) FROM dispatch.tenants WHERE tenant = $1",
+			  1, types);
 	if (SPI_execute_plan(limit_plan, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "dispatch: could not read dispatch.tenants");
 	if (SPI_processed == 0)
@@ -185,13 +170,13 @@ check_max_queued(const char *tenant)
 	if (limit < 0)
 		return;
 	values[0] = CStringGetTextDatum(tenant);
-	keep(&waiting_plan,
-		 "SELECT coalesce((SELECT sum(n) FROM dispatch.task_counts "
-		 "                  WHERE tenant = $1 AND state IN ('ready', 'scheduled')), 0)"
-		 "     + coalesce((SELECT sum((coalesce(to_state, '') IN ('ready', 'scheduled'))::int"
-		 "                          - (coalesce(from_state, '') IN ('ready', 'scheduled'))::int)"
-		 "                   FROM dispatch.task_count_deltas WHERE tenant = $1), 0)",
-		 1, types);
+	keep_plan(&waiting_plan,
+			  "SELECT coalesce((SELECT sum(n) FROM dispatch.task_counts "
+			  "                  WHERE tenant = $1 AND state IN ('ready', 'scheduled')), 0)"
+			  "     + coalesce((SELECT sum((coalesce(to_state, '') IN ('ready', 'scheduled'))::int"
+			  "                          - (coalesce(from_state, '') IN ('ready', 'scheduled'))::int)"
+			  "                   FROM dispatch.task_count_deltas WHERE tenant = $1), 0)",
+			  1, types);
 	if (SPI_execute_plan(waiting_plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "dispatch: could not count the tenant's waiting tasks");
 	waiting = DatumGetInt64(DirectFunctionCall1(numeric_int8,
@@ -216,13 +201,11 @@ append_delta(const char *tenant, const char *priority, const char *from, const c
 
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = CStringGetTextDatum(priority);
-	values[2] = from ? CStringGetTextDatum(from) : (Datum) 0;
-	nulls[2] = from ? ' ' : 'n';
-	values[3] = to ? CStringGetTextDatum(to) : (Datum) 0;
-	nulls[3] = to ? ' ' : 'n';
-	keep(&delta_plan,
-		 "INSERT INTO dispatch.task_count_deltas (tenant, priority, from_state, to_state) "
-		 "VALUES ($1, $2, $3, $4)", 4, types);
+	plan_text_arg(values, nulls, 2, from);
+	plan_text_arg(values, nulls, 3, to);
+	keep_plan(&delta_plan,
+			  "INSERT INTO dispatch.task_count_deltas (tenant, priority, from_state, to_state) "
+			  "VALUES ($1, $2, $3, $4)", 4, types);
 	if (SPI_execute_plan(delta_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "dispatch: could not write dispatch.task_count_deltas");
 }

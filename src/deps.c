@@ -40,6 +40,7 @@
 #include "utils/snapmgr.h"
 
 #include "dispatch.h"
+#include "spiplan.h"
 #include "taskcols.h"
 
 PG_FUNCTION_INFO_V1(dispatch_task_graph);
@@ -49,21 +50,6 @@ static SPIPlanPtr countdown_plan = NULL;
 static SPIPlanPtr promote_plan = NULL;
 static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr forget_plan = NULL;
-
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "dispatch: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*cache = p;
-	}
-	return *cache;
-}
 
 /* Run a kept plan with the latest snapshot (see the file header). */
 static int

@@ -113,23 +113,40 @@ put_time(ReturnSetInfo *rsinfo, TimestampTz ts)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 }
 
+/* The arguments both SQL functions begin with: (spec, after, until, timezone, anchor). */
+typedef struct FireArgs
+{
+	cronspec	spec;
+	pg_tz	   *tz;
+	TimestampTz after;
+	TimestampTz until;
+	TimestampTz anchor;
+	bool		has_anchor;
+} FireArgs;
+
 /* Common argument handling: NULL spec, after, until or zone gives NULL (no rows). */
 static bool
-read_args(FunctionCallInfo fcinfo, cronspec *spec, pg_tz **tz, TimestampTz *anchor,
-		  bool *has_anchor, TimestampTz *after, TimestampTz *until)
+read_args(FunctionCallInfo fcinfo, FireArgs *a)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		return false;
-	dispatch_spec_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), spec);
-	*tz = dispatch_spec_zone(text_to_cstring(PG_GETARG_TEXT_PP(3)));
-	*after = PG_GETARG_TIMESTAMPTZ(1);
-	*until = PG_GETARG_TIMESTAMPTZ(2);
-	*has_anchor = !PG_ARGISNULL(4);
-	if (*has_anchor)
-		*anchor = PG_GETARG_TIMESTAMPTZ(4);
+	dispatch_spec_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), &a->spec);
+	a->tz = dispatch_spec_zone(text_to_cstring(PG_GETARG_TEXT_PP(3)));
+	a->after = PG_GETARG_TIMESTAMPTZ(1);
+	a->until = PG_GETARG_TIMESTAMPTZ(2);
+	a->has_anchor = !PG_ARGISNULL(4);
+	if (a->has_anchor)
+		a->anchor = PG_GETARG_TIMESTAMPTZ(4);
 	/* Nothing fires after 9999-12-31 (cronspec.h): clamp, so differences cannot overflow. */
-	*until = Min(*until, LAST_INSTANT);
+	a->until = Min(a->until, LAST_INSTANT);
 	return true;
+}
+
+/* The anchor as next_fire takes it: NULL when none was given. */
+static inline const TimestampTz *
+args_anchor(const FireArgs *a)
+{
+	return a->has_anchor ? &a->anchor : NULL;
 }
 
 PG_FUNCTION_INFO_V1(dispatch_sql_count_fires);
@@ -139,16 +156,11 @@ PG_FUNCTION_INFO_V1(dispatch_sql_fire_times);
 Datum
 dispatch_sql_count_fires(PG_FUNCTION_ARGS)
 {
-	cronspec	spec;
-	pg_tz	   *tz;
-	TimestampTz anchor,
-				after,
-				until;
-	bool		has_anchor;
+	FireArgs	a;
 
-	if (!read_args(fcinfo, &spec, &tz, &anchor, &has_anchor, &after, &until))
+	if (!read_args(fcinfo, &a))
 		PG_RETURN_NULL();
-	PG_RETURN_INT64(count_fires(&spec, tz, has_anchor ? &anchor : NULL, after, until));
+	PG_RETURN_INT64(count_fires(&a.spec, a.tz, args_anchor(&a), a.after, a.until));
 }
 
 /*
@@ -162,12 +174,7 @@ Datum
 dispatch_sql_fire_times(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	cronspec	spec;
-	pg_tz	   *tz;
-	TimestampTz anchor,
-				after,
-				until;
-	bool		has_anchor;
+	FireArgs	a;
 	int			max_rows = PG_ARGISNULL(5) ? 1000 : PG_GETARG_INT32(5);
 	bool		from_end = !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
 	FireWalk	w;
@@ -178,10 +185,10 @@ dispatch_sql_fire_times(PG_FUNCTION_ARGS)
 				 errmsg("max_rows must be between 0 and %d, not %d", MAX_ROWS, max_rows),
 				 errhint("Ask for fewer fires at a time, or count them with dispatch.count_fires().")));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	if (!read_args(fcinfo, &spec, &tz, &anchor, &has_anchor, &after, &until) || max_rows == 0)
+	if (!read_args(fcinfo, &a) || max_rows == 0)
 		return (Datum) 0;
 
-	walk_begin(&w, &spec, tz, has_anchor ? &anchor : NULL, after, until);
+	walk_begin(&w, &a.spec, a.tz, args_anchor(&a), a.after, a.until);
 	if (!w.valid)
 		return (Datum) 0;
 	if (!from_end)
@@ -189,10 +196,10 @@ dispatch_sql_fire_times(PG_FUNCTION_ARGS)
 		for (int i = 0; i < max_rows && w.valid; i++, walk_next(&w))
 			put_time(rsinfo, w.at);
 	}
-	else if (spec.kind == CRONSPEC_RATE)
+	else if (a.spec.kind == CRONSPEC_RATE)
 	{
-		int64		step = spec.interval_usecs;
-		int64		n = (until - w.at) / step + 1;
+		int64		step = a.spec.interval_usecs;
+		int64		n = (a.until - w.at) / step + 1;
 		int64		skip = Max(n - max_rows, 0);
 
 		for (int64 k = skip; k < n; k++)

@@ -6,17 +6,8 @@
 BEGIN;
 SELECT plan(31);
 
--- 'SQLSTATE: message (hint: ...)' of the error stmt raises, or 'ok'.
-CREATE FUNCTION public.failure(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE st text; msg text; hint text;
-BEGIN
-  EXECUTE stmt;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || coalesce(' (hint: ' || nullif(hint, '') || ')', '');
-END $$;
-GRANT EXECUTE ON FUNCTION public.failure(text) TO PUBLIC;
+-- try(stmt): 'SQLSTATE: message (hint: ...)' of the error stmt raises, or 'ok'.
+\ir ../../sql/include/try.sql
 
 CREATE TABLE public.accounts (id int PRIMARY KEY, tier text);
 INSERT INTO public.accounts VALUES (1, 'top'), (2, 'small');
@@ -42,34 +33,34 @@ SELECT is((dispatch.sweep('SELECT id FROM public.accounts', '{"kind": "u", "payl
   2, 'a plain SELECT sweeps');
 
 -- Row locks, anywhere in the query.
-SELECT is(public.failure($$SELECT dispatch.sweep('SELECT id FROM public.accounts FOR UPDATE', '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('SELECT id FROM public.accounts FOR UPDATE', '{"kind": "u"}')$$),
   '22023: a sweep query cannot lock rows (FOR UPDATE, FOR SHARE) (hint: A sweep only reads: give one SELECT whose rows become tasks.)',
   'a sweep with FOR UPDATE is refused: 22023 with the hint');
-SELECT is(public.failure($$SELECT dispatch.sweep('SELECT id FROM (SELECT id FROM public.accounts FOR SHARE) AS a', '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('SELECT id FROM (SELECT id FROM public.accounts FOR SHARE) AS a', '{"kind": "u"}')$$),
   '22023: a sweep query cannot lock rows (FOR UPDATE, FOR SHARE) (hint: A sweep only reads: give one SELECT whose rows become tasks.)',
   'FOR SHARE in a subquery is refused too');
-SELECT is(public.failure($$SELECT dispatch.sweep('SELECT 1 AS one WHERE EXISTS (SELECT FROM public.accounts FOR NO KEY UPDATE)', '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('SELECT 1 AS one WHERE EXISTS (SELECT FROM public.accounts FOR NO KEY UPDATE)', '{"kind": "u"}')$$),
   '22023: a sweep query cannot lock rows (FOR UPDATE, FOR SHARE) (hint: A sweep only reads: give one SELECT whose rows become tasks.)',
   'and in a sublink');
-SELECT is(public.failure($$SELECT dispatch.sweep('WITH a AS (SELECT id FROM public.accounts FOR KEY SHARE) SELECT id FROM a', '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('WITH a AS (SELECT id FROM public.accounts FOR KEY SHARE) SELECT id FROM a', '{"kind": "u"}')$$),
   '22023: a sweep query cannot lock rows (FOR UPDATE, FOR SHARE) (hint: A sweep only reads: give one SELECT whose rows become tasks.)',
   'and in a CTE');
 
 -- Only what the caller may read.
-SELECT is(public.failure($$SELECT dispatch.sweep('SELECT secret FROM public.secrets', '{"kind": "leak", "payload": {"s": "{{secret}}"}}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('SELECT secret FROM public.secrets', '{"kind": "leak", "payload": {"s": "{{secret}}"}}')$$),
   '42501: permission denied for table secrets', 'a sweep cannot read a table its caller may not read');
 
 -- No writes: not in WITH, not through a function, not a sequence.
-SELECT is(public.failure($$SELECT dispatch.sweep('WITH x AS (INSERT INTO public.audit VALUES (2) RETURNING n) SELECT n FROM x', '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('WITH x AS (INSERT INTO public.audit VALUES (2) RETURNING n) SELECT n FROM x', '{"kind": "u"}')$$),
   '22023: a sweep query cannot contain INSERT in WITH (hint: A sweep only reads: give one SELECT whose rows become tasks.)',
   'a sweep with an INSERT in WITH is refused');
-SELECT is(public.failure($$SELECT dispatch.sweep('SELECT public.writes_audit() AS n', '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep('SELECT public.writes_audit() AS n', '{"kind": "u"}')$$),
   '25006: cannot execute INSERT in a read-only transaction', 'a sweep cannot write through a volatile function');
-SELECT is(public.failure($$SELECT dispatch.sweep($q$SELECT nextval('public.counter') AS n$q$, '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep($q$SELECT nextval('public.counter') AS n$q$, '{"kind": "u"}')$$),
   '25006: cannot execute nextval() in a read-only transaction', 'nor advance a sequence');
-SELECT is(public.failure($$SELECT dispatch.sweep($q$SELECT set_config('transaction_read_only', 'off', true) AS v$q$, '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep($q$SELECT set_config('transaction_read_only', 'off', true) AS v$q$, '{"kind": "u"}')$$),
   '25001: cannot set transaction read-write mode inside a read-only transaction', 'nor turn read-only off from inside');
-SELECT is(public.failure($$SELECT dispatch.sweep($q$SELECT set_config('role', 'postgres', false) AS r$q$, '{"kind": "u"}')$$),
+SELECT is(public.try($$SELECT dispatch.sweep($q$SELECT set_config('role', 'postgres', false) AS r$q$, '{"kind": "u"}')$$),
   '42501: cannot set parameter "role" within security-definer function', 'nor change role');
 
 -- Each failure left the session as it was.
@@ -94,9 +85,9 @@ SELECT isnt(dispatch.schedule('bob-sweep', '1H', '{"kind": "b", "payload": {"who
 SELECT isnt(dispatch.schedule('bob-writes', '1H', '{"kind": "w"}', tenant => 'us', starts_at => '2030-01-01', jitter => '0',
                               sweep => 'SELECT public.writes_audit() AS n'),
             NULL, 'a sweep that calls a writing function is stored (the check runs it with LIMIT 0)');
-SELECT is(public.failure($$SELECT dispatch.schedule('bob-secrets', '1H', '{"kind": "s"}', tenant => 'us', sweep => 'SELECT secret FROM public.secrets')$$),
+SELECT is(public.try($$SELECT dispatch.schedule('bob-secrets', '1H', '{"kind": "s"}', tenant => 'us', sweep => 'SELECT secret FROM public.secrets')$$),
   '42501: permission denied for table secrets', 'a sweep its owner may not read is refused when stored');
-SELECT is(public.failure($$SELECT dispatch.schedule('bob-locks', '1H', '{"kind": "s"}', tenant => 'us', sweep => 'SELECT id FROM public.accounts FOR UPDATE')$$),
+SELECT is(public.try($$SELECT dispatch.schedule('bob-locks', '1H', '{"kind": "s"}', tenant => 'us', sweep => 'SELECT id FROM public.accounts FOR UPDATE')$$),
   '22023: a sweep query cannot lock rows (FOR UPDATE, FOR SHARE) (hint: A sweep only reads: give one SELECT whose rows become tasks.)',
   'a schedule''s sweep with FOR UPDATE is refused: 22023 with the hint');
 RESET ROLE;
@@ -153,7 +144,7 @@ SELECT dispatch.submit('score', record_ref => '1',
                        outputs => '[{"name": "score", "type": "number", "bind": {"table": "public.leads", "column": "score"}}]')
   AS score_task \gset
 SELECT is((dispatch.dispatch_next('alice-1')).task_id, :score_task::bigint, 'alice claims another');
-SELECT is(public.failure(format($$SELECT dispatch.complete(%s, '{"score": 8}')$$, :score_task)),
+SELECT is(public.try(format($$SELECT dispatch.complete(%s, '{"score": 8}')$$, :score_task)),
   '42501: cannot create temporary table within security-restricted operation',
   'completing it fails: the bind runs as a restricted operation');
 RESET ROLE;

@@ -1,0 +1,18 @@
+# callgrind_costs.py: imported by the callgrind benchmarks (callgrind_claim.sh, callgrind_pick.sh).
+# inclusive(path): instructions per function, inclusive of its callees, from one callgrind dump
+# read through callgrind_annotate. A function seen under several files or call contexts keeps
+# its largest figure, so a recursive or inlined name is not counted twice.
+import re
+import subprocess
+
+
+def inclusive(path):
+    txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    cost = {}
+    for line in txt.splitlines():
+        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(\S+):(\S+) \[", line)
+        if m:
+            fn = m.group(3).split("'")[0]
+            cost[fn] = max(cost.get(fn, 0), int(m.group(1).replace(",", "")))
+    return cost
