@@ -42,10 +42,32 @@ SELECT table_name, column_name, data_type
      ('policies', 'version'), ('policies', 'weights'), ('policies', 'active'))
  ORDER BY 1, 2;
 
--- The CHECK constraints that keep priorities and states to their lists.
-SELECT conname, pg_get_constraintdef(oid) AS definition
+-- The CHECK constraints of tasks and agents: one each, over every column they check.
+SELECT conrelid::regclass AS "table", conname, pg_get_constraintdef(oid) AS definition
   FROM pg_constraint
- WHERE conrelid = 'dispatch.tasks'::regclass AND conname IN ('tasks_priority_check', 'tasks_state_check');
+ WHERE conrelid IN ('dispatch.tasks'::regclass, 'dispatch.agents'::regclass) AND contype = 'c'
+ ORDER BY 1, 2;
+-- A row that breaks a rule is refused with the rule, whoever writes it (here, a row the row
+-- trigger does not see: the constraint is checked on its own).
+SELECT dispatch.task_row_check('urgent', 'ready', 0, NULL, 0, 3, 'cancel', NULL, false, 1, now(), NULL, NULL);
+SELECT dispatch.task_row_check('normal', 'claimed', 0, NULL, 0, 3, 'cancel', NULL, false, 1, now(), NULL, NULL);
+SELECT dispatch.task_row_check('normal', 'ready', 0, '-1 s', 0, 3, 'cancel', NULL, false, 1, now(), NULL, NULL);
+SELECT dispatch.task_row_check('high', 'ready', 0, NULL, 0, 3, 'cancel', NULL, true, 1, now(), NULL, NULL);
+SELECT dispatch.task_row_check('low', 'ready', 0, '1 s', 0, 3, 'run', 'session', true, 1, now(), NULL, NULL) AS ok;
+SELECT dispatch.agent_row_check('', 1, 0, 'idle', 0, 1, '{}');
+SELECT dispatch.agent_row_check('a', 1, 0, 'asleep', 0, 1, '{}');
+SELECT dispatch.agent_row_check('a', 1, 0, 'idle', 0, 0, '{}');
+SELECT dispatch.agent_row_check('a', 1, 0, 'idle', 0, 1, '{x,NULL}');
+SELECT dispatch.agent_row_check('a', 1, 0, 'idle', 0, 1, '{x}') AS ok;
+-- With triggers off (as when a logical replica applies rows), the constraints still refuse.
+BEGIN;
+SET LOCAL session_replication_role = replica;
+INSERT INTO dispatch.tasks (kind, state, sig, skey) VALUES ('x', 'claimed', 1, now());
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+INSERT INTO dispatch.agents (agent_id, running) VALUES ('a', -1);
+ROLLBACK;
 
 -- The claim path's indexes (doc/design.md §5-6) and the worker's.
 SELECT pg_get_indexdef(indexrelid) AS definition
@@ -92,7 +114,8 @@ SELECT p.proname AS security_definer, p.pronargs AS nargs, p.provolatile AS vola
  WHERE p.pronamespace = 'dispatch'::regnamespace AND p.prosecdef
  ORDER BY 1, 2;
 
--- PUBLIC may execute nothing and read no table.
+-- PUBLIC may read no table and execute only the vocabularies and row checks (pure functions of
+-- their arguments that CHECK constraints and trigger WHEN clauses run as whoever writes a row).
 SELECT p.oid::regprocedure AS public_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'dispatch'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE');

@@ -63,25 +63,28 @@ SELECT pg_catalog.pg_extension_config_dump('dispatch.signatures', '');
 SELECT pg_catalog.pg_extension_config_dump('dispatch.signatures_sig_id_seq', '');
 
 CREATE TABLE dispatch.agents (
-  agent_id      text PRIMARY KEY
-                CONSTRAINT agents_agent_id_check CHECK (agent_id <> '' AND length(agent_id) <= 200),
+  agent_id      text PRIMARY KEY,
   capabilities  text[] NOT NULL DEFAULT '{}',
-  capacity      int NOT NULL DEFAULT 1 CONSTRAINT agents_capacity_check CHECK (capacity >= 0),
-  running       int NOT NULL DEFAULT 0 CONSTRAINT agents_running_check CHECK (running >= 0),
-  status        text NOT NULL DEFAULT 'idle'
-                CONSTRAINT agents_status_check
-                CHECK (dispatch.is_agent_status(status)),
+  capacity      int NOT NULL DEFAULT 1,
+  running       int NOT NULL DEFAULT 0,
+  status        text NOT NULL DEFAULT 'idle',
   traits        real[],
-  clearance     int NOT NULL DEFAULT 0 CONSTRAINT agents_clearance_check CHECK (clearance >= 0),
+  clearance     int NOT NULL DEFAULT 0,
   region        text,
-  speed         real NOT NULL DEFAULT 1 CONSTRAINT agents_speed_check CHECK (speed > 0),
+  speed         real NOT NULL DEFAULT 1,
   owner_role    name NOT NULL DEFAULT CURRENT_USER,
   last_seen     timestamptz NOT NULL DEFAULT pg_catalog.now(),
   idle_since    timestamptz DEFAULT pg_catalog.now(),
   registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   attrs         jsonb NOT NULL DEFAULT '{}',
-  CONSTRAINT agents_capabilities_nonull CHECK (pg_catalog.array_position(capabilities, NULL) IS NULL)
+  -- One constraint for every rule of the row (src/rowcheck.c says why): agent_id has 1 to 200
+  -- characters; capacity, running and clearance are >= 0; speed > 0; status is idle, busy,
+  -- draining, lost or offline; capabilities has no NULL element.
+  CONSTRAINT agents_row_check
+    CHECK (dispatch.agent_row_check(agent_id, capacity, running, status, clearance, speed, capabilities))
 );
+COMMENT ON CONSTRAINT agents_row_check ON dispatch.agents IS
+  'agent_id has 1 to 200 characters; capacity, running, clearance >= 0; speed > 0; status is idle, busy, draining, lost or offline; capabilities has no NULL.';
 COMMENT ON TABLE dispatch.agents IS
   'One row per agent: what it can do (capabilities, clearance, region), how much at once (capacity), who may act as it (owner_role).';
 COMMENT ON COLUMN dispatch.agents.capacity IS 'Most tasks the agent holds at once; dispatch_next returns NULL while running = capacity.';
@@ -97,21 +100,19 @@ CREATE TABLE dispatch.tasks (
   tenant         text NOT NULL DEFAULT 'default',
   kind           text NOT NULL,
   payload        jsonb NOT NULL DEFAULT '{}',
-  priority       text NOT NULL DEFAULT 'normal'
-                 CONSTRAINT tasks_priority_check CHECK (dispatch.is_priority(priority)),
+  priority       text NOT NULL DEFAULT 'normal',
   requires       text[] NOT NULL DEFAULT '{}',
   profile        real[],
-  sensitivity    int NOT NULL DEFAULT 0 CONSTRAINT tasks_sensitivity_check CHECK (sensitivity >= 0),
+  sensitivity    int NOT NULL DEFAULT 0,
   region         text,
   deadline       timestamptz,
-  est_duration   interval CONSTRAINT tasks_est_duration_check CHECK (est_duration > interval '0'),
+  est_duration   interval,
   session_ref    text,
   run_at         timestamptz,
-  state          text NOT NULL DEFAULT 'ready'
-                 CONSTRAINT tasks_state_check CHECK (dispatch.is_task_state(state)),
+  state          text NOT NULL DEFAULT 'ready',
   agent_id       text,
-  attempts       int NOT NULL DEFAULT 0 CONSTRAINT tasks_attempts_check CHECK (attempts >= 0),
-  max_attempts   int NOT NULL DEFAULT 3 CONSTRAINT tasks_max_attempts_check CHECK (max_attempts >= 1),
+  attempts       int NOT NULL DEFAULT 0,
+  max_attempts   int NOT NULL DEFAULT 3,
   lease_until    timestamptz,
   dispatch_key   text,
   run_id         uuid,
@@ -119,8 +120,7 @@ CREATE TABLE dispatch.tasks (
   schedule_id    bigint,
   record_ref     text,
   depends_on     bigint[],
-  on_dependency_failure text NOT NULL DEFAULT 'cancel'
-                 CONSTRAINT tasks_on_dependency_failure_check CHECK (on_dependency_failure IN ('cancel', 'run')),
+  on_dependency_failure text NOT NULL DEFAULT 'cancel',
   outputs        jsonb,
   shed_if_busy   boolean NOT NULL DEFAULT false,
   result         jsonb,
@@ -138,10 +138,19 @@ CREATE TABLE dispatch.tasks (
   cost           real,
   reserved_for   text,
   reserved_until timestamptz,
-  reservation    text CONSTRAINT tasks_reservation_check CHECK (reservation IN ('session', 'assign')),
-  CONSTRAINT tasks_ready_derived CHECK (state <> 'ready' OR (sig IS NOT NULL AND skey IS NOT NULL)),
-  CONSTRAINT tasks_claimed_agent CHECK (state <> 'claimed' OR (agent_id IS NOT NULL AND lease_until IS NOT NULL))
+  reservation    text,
+  -- One constraint for every rule of the row (src/rowcheck.c says why): priority is critical,
+  -- high, normal or low; state is one of the eleven states; sensitivity and attempts >= 0;
+  -- max_attempts >= 1; est_duration > 0; on_dependency_failure is cancel or run; reservation is
+  -- session or assign; only a low task is shed_if_busy; a ready task has sig and skey; a
+  -- claimed task has agent_id and lease_until.
+  CONSTRAINT tasks_row_check
+    CHECK (dispatch.task_row_check(priority, state, sensitivity, est_duration, attempts, max_attempts,
+                                   on_dependency_failure, reservation, shed_if_busy, sig, skey,
+                                   agent_id, lease_until))
 );
+COMMENT ON CONSTRAINT tasks_row_check ON dispatch.tasks IS
+  'priority is critical, high, normal or low; state is scheduled, ready, claimed, done, failed, dead, aborted, cancelled, shed, expired or timeout; sensitivity, attempts >= 0; max_attempts >= 1; est_duration > 0; on_dependency_failure is cancel or run; reservation is session or assign; only low tasks are shed_if_busy; a ready task has sig and skey; a claimed task has agent_id and lease_until.';
 COMMENT ON TABLE dispatch.tasks IS
   'One row per unit of work. submit() and a plain INSERT produce the same row: a C trigger validates it and derives sig, skey, lst, urgent_at and cost.';
 COMMENT ON COLUMN dispatch.tasks.requires IS 'Capabilities an agent must have (requires is a subset of agents.capabilities).';

@@ -126,12 +126,9 @@ COMMENT ON FUNCTION dispatch.rebuild_task_counts() IS
 CREATE INDEX tasks_waiting_idx ON dispatch.tasks (priority, ready_at) WHERE state = 'ready';
 CREATE INDEX tasks_shed_if_busy_idx ON dispatch.tasks (ready_at) WHERE state = 'ready' AND shed_if_busy;
 
-ALTER TABLE dispatch.tasks ADD CONSTRAINT tasks_shed_if_busy_low CHECK (NOT shed_if_busy OR priority = 'low');
 COMMENT ON INDEX dispatch.tasks_waiting_idx IS
   'The oldest ready task of each priority, one descent each: overload detection and shedding, oldest first.';
 COMMENT ON INDEX dispatch.tasks_shed_if_busy_idx IS
   'Ready tasks submitted with shed_if_busy, shed first under overload.';
 COMMENT ON INDEX dispatch.task_count_deltas_tenant_idx IS
   'One tenant''s unfolded deltas, for the max_queued check.';
-COMMENT ON CONSTRAINT tasks_shed_if_busy_low ON dispatch.tasks IS
-  'Only low tasks may be shed_if_busy.';
