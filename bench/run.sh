@@ -4,7 +4,7 @@
 # the same run. The full output goes to bench/results/run-<time>.log; the verdicts are printed
 # again at the end.
 #
-#   bench/run.sh                   (as root; about 45 minutes on 2 cores)
+#   bench/run.sh                   (as root; about 30 minutes on 2 cores)
 #   BENCH_ONLY="claim pick" bench/run.sh     a subset, by the names below
 #
 # Names: explain (claim-path plans), claim (throughput vs SKIP LOCKED), pick (latency 1M vs
@@ -52,7 +52,7 @@ done
 
 echo
 echo "== verdicts (full output: ${log#$tree/})"
-grep -E 'PASS|FAIL|ratio|target|Jain|x baseline' "$log" | grep -v '^#' || true
+grep -E 'PASS|FAIL|ratio|target|Jain| ready, [0-9]+ client|lateness|tasks/s|per s' "$log" | grep -v '^#' || true
 if [ ${#failed[@]} -gt 0 ]; then
   echo "benchmarks that did not finish: ${failed[*]}"
   exit 1

@@ -336,6 +336,15 @@ dispatch_notifier_main(Datum arg)
 	}
 	on_shmem_exit(release_slot, Int32GetDatum(i));
 
+	/*
+	 * A transaction that sends NOTIFY takes an xid, so it writes a commit
+	 * record, and with synchronous_commit on it would flush the WAL and wait:
+	 * one more WAL flush per batch, contending with the flushes of the
+	 * committing clients.  Notifications are not durable anyway (a crash
+	 * loses those not yet delivered), so this worker does not wait.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	cxt = AllocSetContextCreate(TopMemoryContext, "dispatch notifier", ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
