@@ -118,36 +118,29 @@ SELECT cmp_ok(s.seq_scan - c.seq_scan, '>=', 1::bigint, 'control: a query withou
   FROM counters_before_control c, pg_stat_user_tables s WHERE s.relid = 'dispatch.tasks'::regclass;
 
 -- The plans of the claim path's statements, generic as SPI keeps them.
-CREATE FUNCTION plan_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE line text; result text := '';
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || stmt LOOP
-    result := result || line || E'\n';
-  END LOOP;
-  RETURN result;
-END $$;
+\ir ../../sql/include/plan_of.sql
 SET plan_cache_mode = force_generic_plan;
 -- claim.c update_claimed(): the locked winner, by ctid.
 PREPARE claim_update(tid, text, timestamptz, timestamptz) AS
   UPDATE dispatch.tasks AS t SET state = 'claimed', agent_id = $2, lease_until = $3,
          attempts = t.attempts + 1, claimed_at = $4, reserved_for = NULL, reserved_until = NULL
    WHERE t.ctid = $1 RETURNING t, t.session_ref;
-SELECT matches(plan_of($$EXECUTE claim_update('(0,1)', 'cp-a', now(), now())$$),
+SELECT matches(pg_temp.plan_of($$EXECUTE claim_update('(0,1)', 'cp-a', now(), now())$$),
                'Tid Scan on tasks', 'the claim updates the task by ctid (Tid Scan)');
-SELECT doesnt_match(plan_of($$EXECUTE claim_update('(0,1)', 'cp-a', now(), now())$$),
+SELECT doesnt_match(pg_temp.plan_of($$EXECUTE claim_update('(0,1)', 'cp-a', now(), now())$$),
                     'Seq Scan', 'the claim update does not scan');
 -- claim.c agent_load(): the agent by primary key.
 PREPARE agent_load(text) AS
   SELECT capabilities, capacity, running, status, traits, clearance, region, owner_role::text, last_seen
     FROM dispatch.agents WHERE agent_id = $1;
-SELECT matches(plan_of($$EXECUTE agent_load('cp-a')$$), 'Index Scan using agents_pkey on agents',
+SELECT matches(pg_temp.plan_of($$EXECUTE agent_load('cp-a')$$), 'Index Scan using agents_pkey on agents',
                'the agent is loaded by primary key (Index Scan)');
 -- claim.c agent_take(): capacity taken under the agent's row lock.
 PREPARE agent_take(text, timestamptz) AS
   UPDATE dispatch.agents SET running = running + 1, last_seen = $2, idle_since = NULL,
          status = CASE WHEN status IN ('idle', 'busy', 'lost') THEN 'busy' ELSE status END
    WHERE agent_id = $1 AND running < capacity AND status NOT IN ('draining', 'offline');
-SELECT matches(plan_of($$EXECUTE agent_take('cp-a', now())$$), 'Index Scan using agents_pkey on agents',
+SELECT matches(pg_temp.plan_of($$EXECUTE agent_take('cp-a', now())$$), 'Index Scan using agents_pkey on agents',
                'capacity is taken by primary key (Index Scan)');
 -- taskrow.c agent_running(): capacity given back when the task leaves the agent's hands.
 PREPARE agent_running(text, int) AS
@@ -156,23 +149,23 @@ PREPARE agent_running(text, int) AS
            CASE WHEN running + $2 > 0 THEN 'busy' ELSE 'idle' END ELSE status END,
          idle_since = CASE WHEN running + $2 > 0 THEN NULL ELSE coalesce(idle_since, pg_catalog.now()) END
    WHERE agent_id = $1;
-SELECT matches(plan_of($$EXECUTE agent_running('cp-a', -1)$$), 'Index Scan using agents_pkey on agents',
+SELECT matches(pg_temp.plan_of($$EXECUTE agent_running('cp-a', -1)$$), 'Index Scan using agents_pkey on agents',
                'capacity is given back by primary key (Index Scan)');
 -- claim.c log_decision(): an insert, nothing read.
 PREPARE log_decision(timestamptz, text, bigint, text, text, int, float8, text, int, text) AS
   INSERT INTO dispatch.decisions (at, kind, task_id, agent_id, tenant, policy_version, score, factors,
                                   candidates, reason, actor)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, dispatch.caller());
-SELECT doesnt_match(plan_of($$EXECUTE log_decision(now(), 'claim', 1, 'cp-a', 't', 1, 0, '{}', 1, NULL)$$),
+SELECT doesnt_match(pg_temp.plan_of($$EXECUTE log_decision(now(), 'claim', 1, 'cp-a', 't', 1, 0, '{}', 1, NULL)$$),
                     'Scan', 'logging the decision reads nothing');
 -- 40_tasks.sql task_for_holder() and complete(): the task by primary key.
 PREPARE holder(bigint) AS SELECT * FROM dispatch.tasks AS k WHERE k.task_id = $1 FOR UPDATE;
-SELECT matches(plan_of($$EXECUTE holder(1)$$), 'Index Scan using tasks_pkey on tasks',
+SELECT matches(pg_temp.plan_of($$EXECUTE holder(1)$$), 'Index Scan using tasks_pkey on tasks',
                'complete() finds the task by primary key (Index Scan)');
 PREPARE finish(bigint, jsonb) AS
   UPDATE dispatch.tasks AS k SET state = 'done', result = $2, finished_at = clock_timestamp(), lease_until = NULL
    WHERE k.task_id = $1;
-SELECT matches(plan_of($$EXECUTE finish(1, '{}')$$), 'Index Scan using tasks_pkey on tasks',
+SELECT matches(pg_temp.plan_of($$EXECUTE finish(1, '{}')$$), 'Index Scan using tasks_pkey on tasks',
                'complete() updates the task by primary key (Index Scan)');
 RESET plan_cache_mode;
 

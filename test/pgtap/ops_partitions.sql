@@ -44,14 +44,7 @@ SELECT is((SELECT count(*) FROM pg_indexes WHERE schemaname = 'dispatch' AND tab
           'a new partition has every index of the log');
 -- The log's indexes belong to its partitions (10_tables.sql says why), so what matters is that a
 -- question on the parent descends an index in each of them.
-CREATE FUNCTION pg_temp.plan_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE line text; result text := '';
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || stmt LOOP
-    result := result || line || E'\n';
-  END LOOP;
-  RETURN result;
-END $$;
+\ir ../../sql/include/plan_of.sql
 SET LOCAL enable_seqscan = off;
 SELECT is((SELECT count(*) FROM regexp_matches(
              pg_temp.plan_of('SELECT * FROM dispatch.decisions WHERE task_id = 6 ORDER BY at'),
