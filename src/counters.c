@@ -43,16 +43,9 @@
 #include "queuemap.h"
 #include "spiplan.h"
 #include "taskcols.h"
+#include "vocab.h"
 
 PG_FUNCTION_INFO_V1(dispatch_task_count);
-
-static bool
-live_state(const char *state)
-{
-	return state != NULL &&
-		(strcmp(state, "ready") == 0 || strcmp(state, "scheduled") == 0 ||
-		 strcmp(state, "claimed") == 0);
-}
 
 static char *
 text_attr(HeapTuple tup, TupleDesc desc, AttrNumber att)
@@ -253,7 +246,7 @@ dispatch_task_count(PG_FUNCTION_ARGS)
 	if (oldtup)
 	{
 		os = text_attr(oldtup, desc, tc->state);
-		if (live_state(os))
+		if (vocab_is_live(os))
 		{
 			ot = text_attr(oldtup, desc, tc->tenant);
 			op = text_attr(oldtup, desc, tc->priority);
@@ -264,7 +257,7 @@ dispatch_task_count(PG_FUNCTION_ARGS)
 	if (newtup)
 	{
 		ns = text_attr(newtup, desc, tc->state);
-		if (live_state(ns))
+		if (vocab_is_live(ns))
 		{
 			nt = text_attr(newtup, desc, tc->tenant);
 			np = text_attr(newtup, desc, tc->priority);

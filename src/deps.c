@@ -42,6 +42,7 @@
 #include "dispatch.h"
 #include "spiplan.h"
 #include "taskcols.h"
+#include "vocab.h"
 
 PG_FUNCTION_INFO_V1(dispatch_task_graph);
 
@@ -180,13 +181,6 @@ forget(int64 task_id)
 		elog(ERROR, "dispatch: could not forget the dependencies of task " INT64_FORMAT, task_id);
 }
 
-static bool
-is_open(const char *state)
-{
-	return strcmp(state, "scheduled") == 0 || strcmp(state, "ready") == 0 ||
-		strcmp(state, "claimed") == 0;
-}
-
 Datum
 dispatch_task_graph(PG_FUNCTION_ARGS)
 {
@@ -231,7 +225,7 @@ dispatch_task_graph(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (waited && strcmp(new_state, "scheduled") != 0)
 		forget(task_id);
-	if (has_dependents && is_open(old_state) && !is_open(new_state))
+	if (has_dependents && vocab_is_live(old_state) && !vocab_is_live(new_state))
 		resolve(task_id, new_state);
 	SPI_finish();
 	as_owner_end(save_user, save_sec);

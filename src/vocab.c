@@ -22,16 +22,25 @@
 
 #include "vocab.h"
 
-bool
-vocab_has(text *value, const char *const *list)
+static bool
+has_word(const char *s, int len, const char *const *list)
 {
-	const char *s = VARDATA_ANY(value);
-	int			len = VARSIZE_ANY_EXHDR(value);
-
 	for (; *list; list++)
 		if ((int) strlen(*list) == len && memcmp(*list, s, len) == 0)
 			return true;
 	return false;
+}
+
+bool
+vocab_has(text *value, const char *const *list)
+{
+	return has_word(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), list);
+}
+
+bool
+vocab_is_live(const char *state)
+{
+	return state != NULL && has_word(state, strlen(state), live_states);
 }
 
 const char *const live_states[] = {"scheduled", "ready", "claimed", NULL};

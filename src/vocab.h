@@ -16,4 +16,7 @@ extern const char *const reservations[];
 /* Is the text one of the list's words? */
 extern bool vocab_has(text *value, const char *const *list);
 
+/* Is the state one of a task not yet finished (scheduled, ready, claimed)?  NULL is not. */
+extern bool vocab_is_live(const char *state);
+
 #endif

@@ -2,7 +2,7 @@
 -- agents (src/rowcheck.c), before the tables whose CHECK constraints and trigger WHEN clauses
 -- use them. Functions, not IN lists: PostgreSQL re-reads
 -- every CHECK and WHEN expression of a table at each statement, and a short call is far cheaper
--- to re-read than a long array constant (bench/callgrind_claim.sh; doc/design.md §5).
+-- to re-read than a long array constant (bench/callgrind_claim.sh; doc/design.md §4).
 -- STRICT, so a NULL passes a CHECK as it would an IN list. Anyone may call them: a CHECK or a
 -- WHEN clause runs them as whoever writes the row.
 
