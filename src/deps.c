@@ -211,21 +211,31 @@ dispatch_task_graph(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 	{
 		new_state = "deleted";
-		has_dependents = DatumGetBool(heap_getattr(old, SPI_fnumber(desc, "has_dependents"), desc, &isnull));
+		has_dependents = DatumGetBool(heap_getattr(old, tc->has_dependents, desc, &isnull));
 	}
 	else
 	{
 		HeapTuple	new = td->tg_newtuple;
 
 		new_state = TextDatumGetCString(heap_getattr(new, tc->state, desc, &isnull));
-		has_dependents = DatumGetBool(heap_getattr(new, SPI_fnumber(desc, "has_dependents"), desc, &isnull));
+		has_dependents = DatumGetBool(heap_getattr(new, tc->has_dependents, desc, &isnull));
 	}
+	waited = waited && strcmp(new_state, "scheduled") != 0;
+	has_dependents = has_dependents && vocab_is_live(old_state) && !vocab_is_live(new_state);
+
+	/*
+	 * The UPDATE trigger has no WHEN clause (PostgreSQL would re-read it at
+	 * every statement that changes a task's state, each claim included), so
+	 * the test is here, before any SPI.
+	 */
+	if (!waited && !has_dependents)
+		return PointerGetDatum(NULL);
 
 	as_owner_begin(&save_user, &save_sec);
 	SPI_connect();
-	if (waited && strcmp(new_state, "scheduled") != 0)
+	if (waited)
 		forget(task_id);
-	if (has_dependents && vocab_is_live(old_state) && !vocab_is_live(new_state))
+	if (has_dependents)
 		resolve(task_id, new_state);
 	SPI_finish();
 	as_owner_end(save_user, save_sec);

@@ -22,9 +22,11 @@
  *	   group is remembered), never more than a few hundred hash entries.
  *	 - agents: one message per agent channel, {"ready": n}.  For each
  *	   signature that got n newly ready tasks, at most n agents are woken
- *	   (idle ones first, longest idle first, through agents_idle_idx; then
- *	   busy ones with spare capacity): no thundering herd.  A task reserved
- *	   for an agent wakes only that agent.
+ *	   (idle ones first, longest idle first; then busy ones with spare
+ *	   capacity): no thundering herd.  A task reserved for an agent wakes
+ *	   only that agent.  This reads the agents table without an index: a
+ *	   fleet is small, and an index on idle_since would make every claim's
+ *	   update of the agent's row a non-HOT one.
  *
  * Channel names are identifiers of at most 63 bytes: an agent id of up to
  * 48 bytes is used as is (LISTEN "dispatch_agent_Agent 7" when it is not a

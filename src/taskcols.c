@@ -67,6 +67,9 @@ task_cols(void)
 		cols.run_id = col(t, "run_id");
 		cols.parent_id = col(t, "parent_id");
 		cols.depends_on = col(t, "depends_on");
+		cols.has_dependents = col(t, "has_dependents");
+		cols.schedule_id = col(t, "schedule_id");
+		cols.error = col(t, "error");
 		cols_generation = cat->generation;
 	}
 	return &cols;

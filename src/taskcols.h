@@ -42,6 +42,9 @@ typedef struct TaskCols
 	AttrNumber	run_id;
 	AttrNumber	parent_id;
 	AttrNumber	depends_on;
+	AttrNumber	has_dependents;
+	AttrNumber	schedule_id;
+	AttrNumber	error;
 } TaskCols;
 
 extern const TaskCols *task_cols(void);

@@ -82,7 +82,10 @@ CREATE TABLE dispatch.agents (
   -- draining, lost or offline; capabilities has no NULL element.
   CONSTRAINT agents_row_check
     CHECK (dispatch.agent_row_check(agent_id, capacity, running, status, clearance, speed, capabilities))
-);
+)
+-- Every claim and every completion updates the agent's row (running, status, idle_since). The
+-- only index is the primary key, so those updates are HOT; half-full pages leave them room.
+WITH (fillfactor = 50);
 COMMENT ON CONSTRAINT agents_row_check ON dispatch.agents IS
   'agent_id has 1 to 200 characters; capacity, running, clearance >= 0; speed > 0; status is idle, busy, draining, lost or offline; capabilities has no NULL.';
 COMMENT ON TABLE dispatch.agents IS

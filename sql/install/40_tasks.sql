@@ -139,8 +139,21 @@ CREATE FUNCTION dispatch.complete(task_id bigint, result jsonb DEFAULT NULL, age
   RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
-  t dispatch.tasks := dispatch.task_for_holder(task_id, 'complete', agent_id);
+  t dispatch.tasks;
 BEGIN
+  -- The common case in one statement: the caller acts for the agent holding the lease, and the
+  -- task has no output contract. The row is locked by the UPDATE itself (a concurrent change is
+  -- re-checked against these conditions), so no separate SELECT ... FOR UPDATE is written to
+  -- the WAL. Anything else, including every error, takes the checked path below.
+  UPDATE dispatch.tasks AS k
+     SET state = 'done', result = complete.result, finished_at = clock_timestamp(), lease_until = NULL
+   WHERE k.task_id = complete.task_id AND k.state = 'claimed' AND k.outputs IS NULL
+     AND (complete.agent_id IS NULL OR k.agent_id = complete.agent_id)
+     AND dispatch.may_act_as((SELECT g.owner_role FROM dispatch.agents AS g WHERE g.agent_id = k.agent_id));
+  IF FOUND THEN
+    RETURN;
+  END IF;
+  t := dispatch.task_for_holder(task_id, 'complete', agent_id);
   -- The output contract (49_outputs.sql): a result that breaks it is refused, the lease kept.
   IF t.outputs IS NOT NULL THEN
     PERFORM dispatch.check_result(t.task_id, t.outputs, complete.result);

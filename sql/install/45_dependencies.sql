@@ -151,12 +151,11 @@ CREATE FUNCTION dispatch.task_graph() RETURNS trigger
 COMMENT ON FUNCTION dispatch.task_graph() IS
   'Internal, AFTER UPDATE OF state and AFTER DELETE on dispatch.tasks: a task that others wait for finished, so its dependents are promoted (done, or on_dependency_failure = run) or cancelled with the reason, logged; a waiting task that stopped waiting forgets its pending edges.';
 
--- Fires only for tasks with dependents that finish, and for waiting tasks that stop waiting.
+-- Acts only for tasks with dependents that finish, and for waiting tasks that stop waiting. The
+-- function tests that itself, before any SPI: a WHEN clause here would be re-read by PostgreSQL
+-- at every statement that changes a task's state, each claim included (src/deps.c).
 CREATE TRIGGER task_graph AFTER UPDATE OF state ON dispatch.tasks
-  FOR EACH ROW WHEN (
-    (NEW.has_dependents AND dispatch.is_live_state(OLD.state) AND NOT dispatch.is_live_state(NEW.state))
-    OR (OLD.depends_on IS NOT NULL AND OLD.state = 'scheduled' AND NEW.state <> 'scheduled'))
-  EXECUTE FUNCTION dispatch.task_graph();
+  FOR EACH ROW EXECUTE FUNCTION dispatch.task_graph();
 CREATE TRIGGER task_graph_delete AFTER DELETE ON dispatch.tasks
   FOR EACH ROW WHEN (dispatch.is_live_state(OLD.state)
                      AND (OLD.has_dependents OR OLD.depends_on IS NOT NULL))

@@ -53,9 +53,6 @@ $$;
 COMMENT ON FUNCTION dispatch.run_tree(uuid) IS
   'The whole run as a tree: each task with its parent, depth (0 for the run''s roots), kind, state, agent, timings (waited: ready to claimed; ran: claimed to finished) and error, children under their parent in task order. Readers and admins see every task; others see the tasks they submitted.';
 
--- Waking agents (events.c): idle agents, longest idle first.
-CREATE INDEX agents_idle_idx ON dispatch.agents (idle_since) WHERE status = 'idle';
-
 CREATE FUNCTION dispatch.agent_channel(agent_id text) RETURNS text
   LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_agent_channel';
 COMMENT ON FUNCTION dispatch.agent_channel(text) IS

@@ -324,11 +324,14 @@ COMMENT ON FUNCTION dispatch.next_due() IS
 
 -- Task outcomes --------------------------------------------------------------------------------
 
-CREATE FUNCTION dispatch.schedule_task_finished() RETURNS trigger
-  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, dispatch, pg_temp AS $$
+-- A finished task of a schedule, counted on its fire. Called, as the extension's owner, by the
+-- trigger below for the tasks it concerns: those a schedule made that just left a live state.
+CREATE FUNCTION dispatch.schedule_fire_task_finished(task_id bigint, schedule_id bigint, run_id uuid,
+                                                     state text, error text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, dispatch, pg_temp AS $$
 DECLARE
-  verdict text := CASE WHEN NEW.state = 'done' THEN 'done'
-                       WHEN NEW.state IN ('dead', 'failed', 'aborted', 'timeout') THEN 'failed'
+  verdict text := CASE WHEN state = 'done' THEN 'done'
+                       WHEN state IN ('dead', 'failed', 'aborted', 'timeout') THEN 'failed'
                        ELSE 'cancelled' END;
   fire_outcome text;
 BEGIN
@@ -342,25 +345,26 @@ BEGIN
                         WHEN f.done_tasks + (verdict = 'done')::int > 0 THEN 'done'
                         ELSE 'cancelled' END,
          finished_at = CASE WHEN f.open_tasks > 1 THEN NULL ELSE clock_timestamp() END
-   WHERE f.run_id = NEW.run_id AND f.schedule_id = NEW.schedule_id AND f.open_tasks > 0
+   WHERE f.run_id = schedule_fire_task_finished.run_id
+     AND f.schedule_id = schedule_fire_task_finished.schedule_id AND f.open_tasks > 0
   RETURNING f.outcome INTO fire_outcome;
   IF fire_outcome IN ('done', 'failed') THEN
-    PERFORM dispatch.schedule_outcome(NEW.schedule_id, fire_outcome,
-      format('task %s ended %s%s', NEW.task_id, NEW.state,
-             CASE WHEN NEW.error IS NOT NULL THEN ': ' || NEW.error ELSE '' END));
+    PERFORM dispatch.schedule_outcome(schedule_id, fire_outcome,
+      format('task %s ended %s%s', task_id, state,
+             CASE WHEN error IS NOT NULL THEN ': ' || error ELSE '' END));
   END IF;
-  RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION dispatch.schedule_task_finished() IS
-  'AFTER UPDATE trigger of dispatch.tasks, for tasks of a schedule that just finished: counts the task on its fire, and once the fire''s tasks are all finished, its outcome on the schedule (done resets the failure count, failed may pause it).';
+COMMENT ON FUNCTION dispatch.schedule_fire_task_finished(bigint, bigint, uuid, text, text) IS
+  'Internal, called by the schedule_task_finished trigger: counts a finished task of a schedule on its fire, and once the fire''s tasks are all finished, its outcome on the schedule (done resets the failure count, failed may pause it).';
 
--- WHEN keeps the cost off every task that no schedule submitted: no function call, no event.
+CREATE FUNCTION dispatch.schedule_task_finished() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'dispatch_schedule_task_finished';
+COMMENT ON FUNCTION dispatch.schedule_task_finished() IS
+  'AFTER UPDATE OF state trigger of dispatch.tasks: a task a schedule made that just finished is counted on its fire (dispatch.schedule_fire_task_finished). It tests that in C (src/schedfinish.c) rather than in a WHEN clause, which PostgreSQL would re-read at every claim and completion.';
+
 CREATE TRIGGER schedule_task_finished AFTER UPDATE OF state ON dispatch.tasks
-  FOR EACH ROW
-  WHEN (NEW.schedule_id IS NOT NULL AND NEW.run_id IS NOT NULL
-        AND NOT dispatch.is_live_state(NEW.state) AND dispatch.is_live_state(OLD.state))
-  EXECUTE FUNCTION dispatch.schedule_task_finished();
+  FOR EACH ROW EXECUTE FUNCTION dispatch.schedule_task_finished();
 
 -- Retention ------------------------------------------------------------------------------------
 

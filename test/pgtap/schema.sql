@@ -77,7 +77,7 @@ SELECT is(pg_get_expr(x.indpred, x.indrelid), pred, 'index ' || i || ' holds onl
     ('tasks_scheduled_idx', '(state = ''scheduled''::text)'),
     ('tasks_claimed_idx', '(state = ''claimed''::text)')) AS p(i, pred)
   LEFT JOIN pg_index x ON x.indexrelid = ('dispatch.' || p.i)::regclass;
-SELECT indexes_are('dispatch', 'agents', ARRAY['agents_pkey', 'agents_idle_idx']);
+SELECT indexes_are('dispatch', 'agents', ARRAY['agents_pkey']);
 -- The log's indexes are the default partition's, copied into each day partition (10_tables.sql).
 SELECT has_index('dispatch', 'decisions_default', 'decisions_task_idx', ARRAY['task_id', 'at']);
 
