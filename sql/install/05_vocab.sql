@@ -31,17 +31,18 @@ CREATE FUNCTION dispatch.is_decision_kind(kind text) RETURNS boolean
 COMMENT ON FUNCTION dispatch.is_decision_kind(text) IS
   'True for a kind of decision-log row: claim, release, retry, dead, failed, abort, cancel, requeue, lost, expire, shed, override, assign, timeout, deregister.';
 
--- The row checks of dispatch.tasks and dispatch.agents (src/rowcheck.c): one CHECK constraint
--- each, over every column it checks, raising SQLSTATE 23514 with the rule a row broke.
+-- The rules of a dispatch.tasks and a dispatch.agents row (src/rowcheck.c), over the columns they
+-- check, raising SQLSTATE 23514 with the rule a row broke. The tables' CHECK constraints call the
+-- same code through a whole-row form of these functions (10_tables.sql).
 CREATE FUNCTION dispatch.task_row_check(priority text, state text, sensitivity int, est_duration interval,
     attempts int, max_attempts int, on_dependency_failure text, reservation text, shed_if_busy boolean,
     sig int, skey timestamptz, agent_id text, lease_until timestamptz) RETURNS boolean
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_task_row_check';
 COMMENT ON FUNCTION dispatch.task_row_check(text, text, int, interval, int, int, text, text, boolean, int, timestamptz, text, timestamptz) IS
-  'The CHECK of dispatch.tasks (tasks_row_check): true, or an error (23514) naming the rule the row breaks.';
+  'The rules of the CHECK of dispatch.tasks (tasks_row_check), over the columns given: true, or an error (23514) naming the rule they break.';
 
 CREATE FUNCTION dispatch.agent_row_check(agent_id text, capacity int, running int, status text,
     clearance int, speed real, capabilities text[]) RETURNS boolean
   LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_agent_row_check';
 COMMENT ON FUNCTION dispatch.agent_row_check(text, int, int, text, int, real, text[]) IS
-  'The CHECK of dispatch.agents (agents_row_check): true, or an error (23514) naming the rule the row breaks.';
+  'The rules of the CHECK of dispatch.agents (agents_row_check), over the columns given: true, or an error (23514) naming the rule they break.';

@@ -76,16 +76,19 @@ CREATE TABLE dispatch.agents (
   last_seen     timestamptz NOT NULL DEFAULT pg_catalog.now(),
   idle_since    timestamptz DEFAULT pg_catalog.now(),
   registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-  attrs         jsonb NOT NULL DEFAULT '{}',
-  -- One constraint for every rule of the row (src/rowcheck.c says why): agent_id has 1 to 200
-  -- characters; capacity, running and clearance are >= 0; speed > 0; status is idle, busy,
-  -- draining, lost or offline; capabilities has no NULL element.
-  CONSTRAINT agents_row_check
-    CHECK (dispatch.agent_row_check(agent_id, capacity, running, status, clearance, speed, capabilities))
+  attrs         jsonb NOT NULL DEFAULT '{}'
 )
 -- Every claim and every completion updates the agent's row (running, status, idle_since). The
 -- only index is the primary key, so those updates are HOT; half-full pages leave them room.
 WITH (fillfactor = 50);
+-- One constraint for every rule of the row, a C function of the whole row (src/rowcheck.c says
+-- why): agent_id has 1 to 200 characters; capacity, running and clearance are >= 0; speed > 0;
+-- status is idle, busy, draining, lost or offline; capabilities has no NULL element.
+CREATE FUNCTION dispatch.agent_row_check(agent dispatch.agents) RETURNS boolean
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_agent_row_check_row';
+COMMENT ON FUNCTION dispatch.agent_row_check(dispatch.agents) IS
+  'The CHECK of dispatch.agents (agents_row_check): true, or an error (23514) naming the rule the row breaks. dispatch.agent_row_check(agent_id, capacity, ...) checks the same rules over the columns given.';
+ALTER TABLE dispatch.agents ADD CONSTRAINT agents_row_check CHECK (dispatch.agent_row_check(agents));
 COMMENT ON CONSTRAINT agents_row_check ON dispatch.agents IS
   'agent_id has 1 to 200 characters; capacity, running, clearance >= 0; speed > 0; status is idle, busy, draining, lost or offline; capabilities has no NULL.';
 COMMENT ON TABLE dispatch.agents IS
@@ -141,17 +144,18 @@ CREATE TABLE dispatch.tasks (
   cost           real,
   reserved_for   text,
   reserved_until timestamptz,
-  reservation    text,
-  -- One constraint for every rule of the row (src/rowcheck.c says why): priority is critical,
-  -- high, normal or low; state is one of the eleven states; sensitivity and attempts >= 0;
-  -- max_attempts >= 1; est_duration > 0; on_dependency_failure is cancel or run; reservation is
-  -- session or assign; only a low task is shed_if_busy; a ready task has sig and skey; a
-  -- claimed task has agent_id and lease_until.
-  CONSTRAINT tasks_row_check
-    CHECK (dispatch.task_row_check(priority, state, sensitivity, est_duration, attempts, max_attempts,
-                                   on_dependency_failure, reservation, shed_if_busy, sig, skey,
-                                   agent_id, lease_until))
+  reservation    text
 );
+-- One constraint for every rule of the row, a C function of the whole row (src/rowcheck.c says
+-- why): priority is critical, high, normal or low; state is one of the eleven states;
+-- sensitivity and attempts >= 0; max_attempts >= 1; est_duration > 0; on_dependency_failure is
+-- cancel or run; reservation is session or assign; only a low task is shed_if_busy; a ready task
+-- has sig and skey; a claimed task has agent_id and lease_until.
+CREATE FUNCTION dispatch.task_row_check(task dispatch.tasks) RETURNS boolean
+  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_task_row_check_row';
+COMMENT ON FUNCTION dispatch.task_row_check(dispatch.tasks) IS
+  'The CHECK of dispatch.tasks (tasks_row_check): true, or an error (23514) naming the rule the row breaks. dispatch.task_row_check(priority, state, ...) checks the same rules over the columns given.';
+ALTER TABLE dispatch.tasks ADD CONSTRAINT tasks_row_check CHECK (dispatch.task_row_check(tasks));
 COMMENT ON CONSTRAINT tasks_row_check ON dispatch.tasks IS
   'priority is critical, high, normal or low; state is scheduled, ready, claimed, done, failed, dead, aborted, cancelled, shed, expired or timeout; sensitivity, attempts >= 0; max_attempts >= 1; est_duration > 0; on_dependency_failure is cancel or run; reservation is session or assign; only low tasks are shed_if_busy; a ready task has sig and skey; a claimed task has agent_id and lease_until.';
 COMMENT ON TABLE dispatch.tasks IS

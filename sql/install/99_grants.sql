@@ -16,7 +16,8 @@ GRANT EXECUTE ON FUNCTION
   dispatch.is_task_state(text), dispatch.is_live_state(text), dispatch.is_priority(text),
   dispatch.is_agent_status(text), dispatch.is_decision_kind(text),
   dispatch.task_row_check(text, text, int, interval, int, int, text, text, boolean, int, timestamptz, text, timestamptz),
-  dispatch.agent_row_check(text, int, int, text, int, real, text[])
+  dispatch.agent_row_check(text, int, int, text, int, real, text[]),
+  dispatch.task_row_check(dispatch.tasks), dispatch.agent_row_check(dispatch.agents)
 TO PUBLIC;
 
 -- Functions anyone in the three roles may call: they check identity themselves or only read.

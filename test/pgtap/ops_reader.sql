@@ -29,7 +29,7 @@ SELECT is(ARRAY(SELECT c.relname::text FROM pg_class AS c
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc AS p
                  WHERE p.pronamespace = 'dispatch'::regnamespace
                    AND has_function_privilege('ops_reader_t', p.oid, 'EXECUTE') ORDER BY 1),
-  ARRAY['dispatch.agent_channel(text)',
+  ARRAY['dispatch.agent_channel(text)', 'dispatch.agent_row_check(dispatch.agents)',
         'dispatch.agent_row_check(text,integer,integer,text,integer,real,text[])',
         'dispatch.agent_utilization(interval)',
         'dispatch.caller()', 'dispatch.check_result(bigint,jsonb,jsonb)',
@@ -50,6 +50,7 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc AS p
         'dispatch.policy_normalize(jsonb)', 'dispatch.policy_version()', 'dispatch.queue_map()',
         'dispatch.render(jsonb,jsonb)', 'dispatch.render_text(text,jsonb)', 'dispatch.restoring()',
         'dispatch.run_tree(uuid)', 'dispatch.sla(interval)', 'dispatch.spec_kind(text)',
+        'dispatch.task_row_check(dispatch.tasks)',
         'dispatch.task_row_check(text,text,integer,interval,integer,integer,text,text,boolean,integer,timestamp with time zone,text,timestamp with time zone)',
         'dispatch.template_fields()',
         'dispatch.trait_limits_ok(real[],real[])', 'dispatch.validate_spec(text,text)', 'dispatch.virtual_time()',
