@@ -111,11 +111,14 @@ bench_header() {
 # callgrind_single LABEL DB SHARED_BUFFERS: with the cluster stopped, runs $work/LABEL.sql (a
 # warm-up CALL, then the counted CALL) in one single-user backend of database DB under
 # callgrind, which dumps each CALL separately; keeps the counted one as $out/cg-LABEL.out.
+# CALLGRIND_CACHE_SIM=1 also simulates the caches (about twice as slow): callgrind_annotate then
+# shows last-level misses (DLmr, DLmw) per function.
 callgrind_single() {
   local label=$1 db=$2 buffers=$3
   chown postgres "$work/$label.sql"
   (cd "$work" && as_pg valgrind --tool=callgrind --callgrind-out-file="$work/cg-$label.out" \
      --dump-after=ExecuteCallStmt --compress-strings=no --compress-pos=no \
+     ${CALLGRIND_CACHE_SIM:+--cache-sim=yes} \
      postgres --single -D "$work/c/data" -c shared_buffers="$buffers" "$db" \
      < "$work/$label.sql" > "$work/valgrind-$label.log" 2>&1) ||
     { echo "valgrind run failed:" >&2; tail -20 "$work/valgrind-$label.log" >&2; exit 1; }

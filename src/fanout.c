@@ -8,10 +8,21 @@
  * submitted without a run_id starts a run of its own, so run_tree(run_id)
  * works for every task and a child never needs its parent rewritten.
  *
- * Run ids are time-ordered UUIDs (version 7: 48 bits of Unix milliseconds,
- * then 74 random bits from the backend's PRNG: pg_strong_random costs a
- * getpid() system call per id inside OpenSSL, 4% of a bulk insert).  New ids land at the right edge of tasks_run_idx, as
- * task ids do, instead of dirtying a random leaf page per new run.
+ * A run of its own gets an id made from the task's id (own_run_id below:
+ * UUID version 8, 00000000-0000-80XX-80XX-XXXXXXXXXXXX with the task_id in
+ * the X's), so run_tree finds such a task by its primary key, and
+ * tasks_run_idx holds only the tasks whose run is another's: children,
+ * sweeps' and schedules' tasks.  Most tasks are alone in their run, and a
+ * task is updated at least twice after its insert (claimed, finished): each
+ * update of an indexed row inserts into every index whose predicate it
+ * passes, and on a large queue that insert lands on a random leaf page, a
+ * cache miss and, after a checkpoint, a full-page image in the WAL
+ * (bench/callgrind_pick.sh with CALLGRIND_CACHE_SIM=1).
+ *
+ * Shared run ids are time-ordered UUIDs (version 7: 48 bits of Unix
+ * milliseconds, then 74 random bits from the backend's PRNG:
+ * pg_strong_random costs a getpid() system call per id inside OpenSSL, 4% of
+ * a bulk insert).  New ids land at the right edge of tasks_run_idx.
  *
  * The parent's run is cached for the rest of the command: a sweep placing
  * 100,000 children of one parent looks the parent up once.
@@ -34,6 +45,8 @@
 #include "fanout.h"
 
 PG_FUNCTION_INFO_V1(dispatch_new_run_id);
+PG_FUNCTION_INFO_V1(dispatch_own_run_id);
+PG_FUNCTION_INFO_V1(dispatch_run_root);
 
 Datum
 fanout_new_run_id(void)
@@ -63,6 +76,58 @@ Datum
 dispatch_new_run_id(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(fanout_new_run_id());
+}
+
+/* The id of the run a task starts for itself. */
+Datum
+fanout_own_run_id(int64 task_id)
+{
+	pg_uuid_t  *u = palloc0(sizeof(pg_uuid_t));
+	uint64		t = (uint64) task_id;
+
+	u->data[6] = 0x80;			/* version 8: laid out by us */
+	u->data[7] = (unsigned char) (t >> 56);
+	u->data[8] = 0x80;			/* RFC 4122 variant */
+	u->data[9] = (unsigned char) (t >> 48);
+	for (int i = 10; i < 16; i++)
+		u->data[i] = (unsigned char) (t >> (8 * (15 - i)));
+	return UUIDPGetDatum(u);
+}
+
+/* The task whose own run this is, or false when the id is not of that form. */
+bool
+fanout_run_task(const pg_uuid_t *u, int64 *task_id)
+{
+	uint64		t = 0;
+
+	for (int i = 0; i < 6; i++)
+		if (u->data[i] != 0)
+			return false;
+	if (u->data[6] != 0x80 || u->data[8] != 0x80)
+		return false;
+	t = ((uint64) u->data[7] << 56) | ((uint64) u->data[9] << 48);
+	for (int i = 10; i < 16; i++)
+		t |= (uint64) u->data[i] << (8 * (15 - i));
+	*task_id = (int64) t;
+	return true;
+}
+
+/* dispatch.own_run_id(task_id bigint) RETURNS uuid */
+Datum
+dispatch_own_run_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(fanout_own_run_id(PG_GETARG_INT64(0)));
+}
+
+/* dispatch.run_root(run_id uuid) RETURNS bigint: NULL unless a task's own run */
+Datum
+dispatch_run_root(PG_FUNCTION_ARGS)
+{
+	int64		task_id;
+
+	if (!fanout_run_task(PG_GETARG_UUID_P(0), &task_id))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(task_id);
 }
 
 static SPIPlanPtr parent_plan = NULL;

@@ -16,6 +16,10 @@
 /* A new time-ordered run id (UUID version 7). */
 extern Datum fanout_new_run_id(void);
 
+/* The run a task without parent or run_id starts: made from its task_id. */
+extern Datum fanout_own_run_id(int64 task_id);
+extern bool fanout_run_task(const pg_uuid_t *u, int64 *task_id);
+
 /* The run of this parent task; errors when the parent does not exist. */
 extern Datum fanout_parent_run_id(int64 parent_id);
 

@@ -722,7 +722,10 @@ derive_run_id(Row *r, const TaskCols *tc)
 	if (!isnull)
 		return;
 	parent = get(r, tc->parent_id, &isnull);
-	set(r, tc->run_id, isnull ? fanout_new_run_id() : fanout_parent_run_id(DatumGetInt64(parent)), false);
+	if (!isnull)
+		set(r, tc->run_id, fanout_parent_run_id(DatumGetInt64(parent)), false);
+	else
+		set(r, tc->run_id, fanout_own_run_id(DatumGetInt64(get(r, tc->task_id, &isnull))), false);
 }
 
 static void

@@ -10,14 +10,16 @@ REVOKE ALL ON ALL PROCEDURES IN SCHEMA dispatch FROM PUBLIC;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA dispatch TO dispatch_reader, dispatch_admin;
 
--- The vocabularies (05_vocab.sql): CHECK constraints and trigger WHEN clauses call them as
--- whoever writes the row, and they reveal nothing.
+-- The vocabularies (05_vocab.sql), the row checks and own_run_id (46_runs.sql): CHECK
+-- constraints, trigger WHEN clauses and the run index's predicate call them as whoever writes
+-- the row, and they reveal nothing.
 GRANT EXECUTE ON FUNCTION
   dispatch.is_task_state(text), dispatch.is_live_state(text), dispatch.is_priority(text),
   dispatch.is_agent_status(text), dispatch.is_decision_kind(text),
   dispatch.task_row_check(text, text, int, interval, int, int, text, text, boolean, int, timestamptz, text, timestamptz),
   dispatch.agent_row_check(text, int, int, text, int, real, text[]),
-  dispatch.task_row_check(dispatch.tasks), dispatch.agent_row_check(dispatch.agents)
+  dispatch.task_row_check(dispatch.tasks), dispatch.agent_row_check(dispatch.agents),
+  dispatch.own_run_id(bigint), dispatch.run_root(uuid)
 TO PUBLIC;
 
 -- Functions anyone in the three roles may call: they check identity themselves or only read.
