@@ -1,13 +1,23 @@
 # callgrind_costs.py: imported by the callgrind benchmarks (callgrind_claim.sh, callgrind_pick.sh).
-# inclusive(path): instructions per function, inclusive of its callees, from one callgrind dump
-# read through callgrind_annotate. A function seen under several files or call contexts keeps
-# its largest figure, so a recursive or inlined name is not counted twice.
+# inclusive(path, event): instructions (Ir), or another event of a run with --cache-sim=yes
+# (DLmr: last-level cache read misses), per function, inclusive of its callees, from one
+# callgrind dump read through callgrind_annotate. A function seen under several files or call
+# contexts keeps its largest figure, so a recursive or inlined name is not counted twice.
 import re
 import subprocess
 
 
-def inclusive(path):
-    txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+def events(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("events:"):
+                return line.split()[1:]
+    return ["Ir"]
+
+
+def inclusive(path, event="Ir"):
+    txt = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
+                          "--show=" + event, "--sort=" + event, path],
                          capture_output=True, text=True).stdout
     cost = {}
     for line in txt.splitlines():

@@ -9,7 +9,8 @@
 # Both databases are built and the server stopped; then one single-user backend per database
 # runs bench.measure() under callgrind: a warm-up CALL, then N claims, dumped separately.
 #
-# Knobs: N (500), PG_CONFIG, BENCH_PORT, BENCH_NO_INSTALL=1.
+# Knobs: N (500), CALLGRIND_CACHE_SIM=1 (also last-level cache misses per part, about twice as
+# slow), PG_CONFIG, BENCH_PORT, BENCH_NO_INSTALL=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BENCH_DBS=lat10k,lat1m
@@ -37,16 +38,22 @@ done
 
 PYTHONPATH=$here python3 - "$out/cg-lat10k.out" "$out/cg-lat1m.out" "$N" <<'EOF' | tee "$out/summary.txt"
 import sys
-from callgrind_costs import inclusive
+from callgrind_costs import inclusive, events
 small, large, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-a, b = inclusive(small), inclusive(large)
-print(f"instructions per claim, {n} claims each (1,000 tenants, 50 signatures)")
-print(f"{'':36s} {'10k ready':>12s} {'1M ready':>12s} {'ratio':>7s}")
-for fn, label in [("dispatch_next", "dispatch_next"), ("pick_candidates", "  pick"),
-                  ("qm_read_for_pick", "    read the queue map"), ("_bt_first", "    index descents (all)"),
-                  ("index_fetch_heap", "    heap fetches (all)"), ("update_claimed", "  task -> claimed"),
-                  ("log_decision", "  decision log")]:
-    x, y = a.get(fn, 0) / n, b.get(fn, 0) / n
-    print(f"{label:36s} {x:12,.0f} {y:12,.0f} {(y / x if x else float('nan')):6.2f}x")
+parts = [("dispatch_next", "dispatch_next"), ("pick_candidates", "  pick"),
+         ("qm_read_for_pick", "    read the queue map"), ("_bt_first", "    index descents (all)"),
+         ("index_fetch_heap", "    heap fetches (all)"), ("heap_lock_tuple", "  lock the winner"),
+         ("update_claimed", "  task -> claimed"), ("_bt_doinsert", "    index inserts (all)"),
+         ("XLogInsert", "    WAL records (all)"), ("log_decision", "  decision log")]
+tables = [("Ir", "instructions")]
+if "DLmr" in events(small):
+    tables.append(("DLmr", "last-level cache read misses (simulated)"))
+for ev, what in tables:
+    a, b = inclusive(small, ev), inclusive(large, ev)
+    print(f"{what} per claim, {n} claims each (1,000 tenants, 50 signatures)")
+    print(f"{'':36s} {'10k ready':>12s} {'1M ready':>12s} {'ratio':>7s}")
+    for fn, label in parts:
+        x, y = a.get(fn, 0) / n, b.get(fn, 0) / n
+        print(f"{label:36s} {x:12,.1f} {y:12,.1f} {(y / x if x else float('nan')):6.2f}x")
 EOF
 echo "raw results: $out"

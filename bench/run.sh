@@ -7,8 +7,8 @@
 #   bench/run.sh                   (as root; about 30 minutes on 2 cores)
 #   BENCH_ONLY="claim pick" bench/run.sh     a subset, by the names below
 #
-# Names: explain (claim-path plans), claim (throughput vs SKIP LOCKED), pick (latency 1M vs
-# 10k), dashboard (10M history vs 100k; log all vs sampled), schedules (tick cost 100k vs 1k
+# Names: explain (claim-path plans), claim (throughput vs SKIP LOCKED), cpu (CPU per task by
+# process, vs SKIP LOCKED), pick (latency 1M vs 10k), dashboard (10M history vs 100k; log all vs sampled), schedules (tick cost 100k vs 1k
 # schedules; lateness), placement (sweep/INSERT/submit rates), sim (fairness and deadlines vs
 # FIFO and strict priority).
 set -uo pipefail
@@ -20,13 +20,14 @@ export PG_CONFIG
 declare -A script=(
   [explain]="$here/explain_claim_path.sh"
   [claim]="$here/claim_throughput.sh"
+  [cpu]="$here/cpu_per_task.sh"
   [pick]="$here/pick_latency.sh"
   [dashboard]="$here/dashboard.sh"
   [schedules]="$here/tick_schedules.sh"
   [placement]="$here/placement.sh"
   [sim]="$here/sim/run.sh"
 )
-order="explain claim pick dashboard schedules placement sim"
+order="explain claim cpu pick dashboard schedules placement sim"
 only=${BENCH_ONLY:-$order}
 for name in $only; do
   [ -n "${script[$name]:-}" ] || { echo "bench/run.sh: unknown benchmark '$name' (one of: $order)" >&2; exit 2; }
@@ -52,7 +53,7 @@ done
 
 echo
 echo "== verdicts (full output: ${log#$tree/})"
-grep -E 'PASS|FAIL|ratio|target|Jain| ready, [0-9]+ client|lateness|tasks/s|per s' "$log" | grep -v '^#' || true
+grep -E 'PASS|FAIL|ratio|target|Jain| ready, [0-9]+ client|lateness|tasks/s|per s|us per task' "$log" | grep -v '^#' || true
 if [ ${#failed[@]} -gt 0 ]; then
   echo "benchmarks that did not finish: ${failed[*]}"
   exit 1
