@@ -59,13 +59,20 @@ PREPARE p3(int) AS SELECT task_id FROM dispatch.tasks WHERE sig = $1 AND state =
 EXPLAIN (COSTS OFF) EXECUTE p3(1);
 
 \echo '==== per completion: dispatch.complete() (sql/install/40_tasks.sql) and the row trigger'
-\echo '-- task_for_holder: the task, locked'
+\echo '-- complete, the common case: one update when the caller holds the lease'
+PREPARE c0(bigint, jsonb, text) AS UPDATE dispatch.tasks AS k
+   SET state = 'done', result = $2, finished_at = clock_timestamp(), lease_until = NULL
+ WHERE k.task_id = $1 AND k.state COLLATE "C" = 'claimed' AND k.outputs IS NULL
+   AND ($3 IS NULL OR k.agent_id = $3)
+   AND dispatch.may_act_as((SELECT g.owner_role FROM dispatch.agents AS g WHERE g.agent_id = k.agent_id));
+EXPLAIN (COSTS OFF) EXECUTE c0(1, '{}', NULL);
+\echo '-- otherwise task_for_holder: the task, locked'
 PREPARE c1(bigint) AS SELECT * FROM dispatch.tasks AS k WHERE k.task_id = $1 FOR UPDATE;
 EXPLAIN (COSTS OFF) EXECUTE c1(1);
 \echo '-- task_for_holder: the holder''s owner role'
 PREPARE c2(text) AS SELECT g.owner_role FROM dispatch.agents AS g WHERE g.agent_id = $1;
 EXPLAIN (COSTS OFF) EXECUTE c2('agent-000');
-\echo '-- complete: the task -> done'
+\echo '-- complete, the checked path: the task -> done'
 PREPARE c3(bigint, jsonb) AS UPDATE dispatch.tasks AS k SET state = 'done', result = $2,
   finished_at = clock_timestamp(), lease_until = NULL WHERE k.task_id = $1;
 EXPLAIN (COSTS OFF) EXECUTE c3(1, '{}');

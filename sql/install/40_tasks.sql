@@ -144,10 +144,13 @@ BEGIN
   -- The common case in one statement: the caller acts for the agent holding the lease, and the
   -- task has no output contract. The row is locked by the UPDATE itself (a concurrent change is
   -- re-checked against these conditions), so no separate SELECT ... FOR UPDATE is written to
-  -- the WAL. Anything else, including every error, takes the checked path below.
+  -- the WAL. Anything else, including every error, takes the checked path below. The state is
+  -- compared under COLLATE "C" (the same test for these words) so that the planner cannot read
+  -- all of tasks_claimed_idx, whose predicate a plain state = 'claimed' would match, instead of
+  -- descending the primary key (bench/explain_claim_path.sh checks the plan).
   UPDATE dispatch.tasks AS k
      SET state = 'done', result = complete.result, finished_at = clock_timestamp(), lease_until = NULL
-   WHERE k.task_id = complete.task_id AND k.state = 'claimed' AND k.outputs IS NULL
+   WHERE k.task_id = complete.task_id AND k.state COLLATE "C" = 'claimed' AND k.outputs IS NULL
      AND (complete.agent_id IS NULL OR k.agent_id = complete.agent_id)
      AND dispatch.may_act_as((SELECT g.owner_role FROM dispatch.agents AS g WHERE g.agent_id = k.agent_id));
   IF FOUND THEN

@@ -7,7 +7,7 @@
 -- Not wrapped in one transaction: statistics reach pg_stat_user_tables when a transaction
 -- ends (pg_stat_force_next_flush() makes the next one flush at once).
 SET client_min_messages = warning;
-SELECT plan(25);
+SELECT plan(27);
 
 -- The fleet: four working agents among 2,000, so the planner sees a fleet-sized agents table
 -- (for a few dozen agents it rightly reads the table's one or two pages instead of the index).
@@ -167,6 +167,19 @@ PREPARE finish(bigint, jsonb) AS
    WHERE k.task_id = $1;
 SELECT matches(pg_temp.plan_of($$EXECUTE finish(1, '{}')$$), 'Index Scan using tasks_pkey on tasks',
                'complete() updates the task by primary key (Index Scan)');
+-- complete()'s common case, one update: by primary key, not a read of every claimed task through
+-- tasks_claimed_idx (which a plain state = 'claimed' would let the planner choose).
+PREPARE finish_held(bigint, jsonb, text) AS
+  UPDATE dispatch.tasks AS k
+     SET state = 'done', result = $2, finished_at = clock_timestamp(), lease_until = NULL
+   WHERE k.task_id = $1 AND k.state COLLATE "C" = 'claimed' AND k.outputs IS NULL
+     AND ($3 IS NULL OR k.agent_id = $3)
+     AND dispatch.may_act_as((SELECT g.owner_role FROM dispatch.agents AS g WHERE g.agent_id = k.agent_id));
+SELECT matches(pg_temp.plan_of($$EXECUTE finish_held(1, '{}', NULL)$$),
+               'Index Scan using tasks_pkey on tasks k\s+Index Cond: \(task_id = \$1\)',
+               'complete() of the lease holder updates the task by primary key');
+SELECT ok(position('k.state COLLATE "C" = ''claimed''' IN pg_get_functiondef('dispatch.complete(bigint, jsonb, text)'::regprocedure)) > 0,
+          'complete() runs that very statement');
 RESET plan_cache_mode;
 
 SELECT * FROM finish();
