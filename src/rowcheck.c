@@ -194,6 +194,30 @@ from_row(FunctionCallInfo fcinfo, const char *const *names, ColumnMap *map, Datu
 	ReleaseTupleDesc(desc);
 }
 
+typedef void (*Rules) (const Datum *v, const bool *n);
+
+static Datum
+check_args(FunctionCallInfo fcinfo, Rules rules)
+{
+	Datum		v[MAX_COLUMNS];
+	bool		n[MAX_COLUMNS];
+
+	from_args(fcinfo, v, n);
+	rules(v, n);
+	PG_RETURN_BOOL(true);
+}
+
+static Datum
+check_row(FunctionCallInfo fcinfo, const char *const *names, ColumnMap *map, Rules rules)
+{
+	Datum		v[MAX_COLUMNS];
+	bool		n[MAX_COLUMNS];
+
+	from_row(fcinfo, names, map, v, n);
+	rules(v, n);
+	PG_RETURN_BOOL(true);
+}
+
 /*
  * dispatch.task_row_check(priority, state, sensitivity, est_duration,
  * attempts, max_attempts, on_dependency_failure, reservation, shed_if_busy,
@@ -202,12 +226,7 @@ from_row(FunctionCallInfo fcinfo, const char *const *names, ColumnMap *map, Datu
 Datum
 dispatch_task_row_check(PG_FUNCTION_ARGS)
 {
-	Datum		v[MAX_COLUMNS];
-	bool		n[MAX_COLUMNS];
-
-	from_args(fcinfo, v, n);
-	task_rules(v, n);
-	PG_RETURN_BOOL(true);
+	return check_args(fcinfo, task_rules);
 }
 
 /* dispatch.task_row_check(dispatch.tasks): the constraint tasks_row_check */
@@ -215,12 +234,8 @@ Datum
 dispatch_task_row_check_row(PG_FUNCTION_ARGS)
 {
 	static ColumnMap map = {InvalidOid};
-	Datum		v[MAX_COLUMNS];
-	bool		n[MAX_COLUMNS];
 
-	from_row(fcinfo, task_columns, &map, v, n);
-	task_rules(v, n);
-	PG_RETURN_BOOL(true);
+	return check_row(fcinfo, task_columns, &map, task_rules);
 }
 
 /*
@@ -230,12 +245,7 @@ dispatch_task_row_check_row(PG_FUNCTION_ARGS)
 Datum
 dispatch_agent_row_check(PG_FUNCTION_ARGS)
 {
-	Datum		v[MAX_COLUMNS];
-	bool		n[MAX_COLUMNS];
-
-	from_args(fcinfo, v, n);
-	agent_rules(v, n);
-	PG_RETURN_BOOL(true);
+	return check_args(fcinfo, agent_rules);
 }
 
 /* dispatch.agent_row_check(dispatch.agents): the constraint agents_row_check */
@@ -243,10 +253,6 @@ Datum
 dispatch_agent_row_check_row(PG_FUNCTION_ARGS)
 {
 	static ColumnMap map = {InvalidOid};
-	Datum		v[MAX_COLUMNS];
-	bool		n[MAX_COLUMNS];
 
-	from_row(fcinfo, agent_columns, &map, v, n);
-	agent_rules(v, n);
-	PG_RETURN_BOOL(true);
+	return check_row(fcinfo, agent_columns, &map, agent_rules);
 }
