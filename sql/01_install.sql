@@ -59,6 +59,11 @@ SELECT dispatch.agent_row_check('a', 1, 0, 'asleep', 0, 1, '{}');
 SELECT dispatch.agent_row_check('a', 1, 0, 'idle', 0, 0, '{}');
 SELECT dispatch.agent_row_check('a', 1, 0, 'idle', 0, 1, '{x,NULL}');
 SELECT dispatch.agent_row_check('a', 1, 0, 'idle', 0, 1, '{x}') AS ok;
+-- The whole-row form, which the constraints call, is STRICT: anyone may call it, and a NULL row
+-- is an answer of NULL (nothing to check), not a crash.
+SELECT dispatch.task_row_check(NULL::dispatch.tasks) AS task_null,
+       dispatch.agent_row_check(NULL::dispatch.agents) AS agent_null;
+SELECT dispatch.agent_row_check(ROW('a', '{}', 1, 0, 'asleep', NULL, 0, NULL, 1, 'x', now(), now(), now(), '{}')::dispatch.agents);
 -- With triggers off (as when a logical replica applies rows), the constraints still refuse.
 BEGIN;
 SET LOCAL session_replication_role = replica;

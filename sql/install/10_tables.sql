@@ -85,7 +85,7 @@ WITH (fillfactor = 50);
 -- why): agent_id has 1 to 200 characters; capacity, running and clearance are >= 0; speed > 0;
 -- status is idle, busy, draining, lost or offline; capabilities has no NULL element.
 CREATE FUNCTION dispatch.agent_row_check(agent dispatch.agents) RETURNS boolean
-  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_agent_row_check_row';
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_agent_row_check_row';
 COMMENT ON FUNCTION dispatch.agent_row_check(dispatch.agents) IS
   'The CHECK of dispatch.agents (agents_row_check): true, or an error (23514) naming the rule the row breaks. dispatch.agent_row_check(agent_id, capacity, ...) checks the same rules over the columns given.';
 ALTER TABLE dispatch.agents ADD CONSTRAINT agents_row_check CHECK (dispatch.agent_row_check(agents));
@@ -152,7 +152,7 @@ CREATE TABLE dispatch.tasks (
 -- cancel or run; reservation is session or assign; only a low task is shed_if_busy; a ready task
 -- has sig and skey; a claimed task has agent_id and lease_until.
 CREATE FUNCTION dispatch.task_row_check(task dispatch.tasks) RETURNS boolean
-  LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_task_row_check_row';
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'dispatch_task_row_check_row';
 COMMENT ON FUNCTION dispatch.task_row_check(dispatch.tasks) IS
   'The CHECK of dispatch.tasks (tasks_row_check): true, or an error (23514) naming the rule the row breaks. dispatch.task_row_check(priority, state, ...) checks the same rules over the columns given.';
 ALTER TABLE dispatch.tasks ADD CONSTRAINT tasks_row_check CHECK (dispatch.task_row_check(tasks));
